@@ -1,0 +1,470 @@
+//! The tool's own CUDA kernels (`kernels/*.cu`, compiled by `build.rs` into one embedded fatbin),
+//! loaded once per context, with typed launches. Every launch is timed with events on the caller's
+//! stream and checked: a launch error names `cuLaunchKernel`, a fault during the kernel names the
+//! synchronising call. Launch geometry comes from the device: multiprocessors times the blocks per
+//! multiprocessor the occupancy calculator allows for each kernel.
+//!
+//! The host mirror of the data pattern (`host_pattern_*`) lives here too, next to the kernels that
+//! define it, so CPU-side verification and expected sums cannot drift from `kernels/pattern.cuh`.
+
+use std::ffi::{CString, c_void};
+use std::sync::Arc;
+
+use super::{Context, DevicePtr, Error, Result, Stream, cu, record_drop_failure, sys};
+
+/// The fatbin `build.rs` produced.
+const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin"));
+
+/// Threads per block for every kernel.
+pub const BLOCK: u32 = 256;
+
+struct Function {
+    raw: sys::CUfunction,
+    grid: u32,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Words (and tail bytes) that differ from the pattern.
+    pub mismatches: u64,
+    /// Byte offset of the first difference, if any.
+    pub first_bad_offset: Option<u64>,
+}
+
+/// The loaded module and its kernels, plus a small device buffer for their results.
+pub struct Kernels {
+    ctx: Arc<Context>,
+    module: sys::CUmodule,
+    fill: Function,
+    touch: Function,
+    touch_read: Function,
+    read: Function,
+    check: Function,
+    scratch: DevicePtr,
+}
+
+impl Kernels {
+    /// Loads the embedded fatbin into `ctx` (current on this thread) and looks up every kernel.
+    pub fn load(ctx: &Arc<Context>) -> Result<Kernels> {
+        // The fatbin header wants 8-byte alignment; include_bytes! promises 1.
+        let mut image = vec![0u64; FATBIN.len().div_ceil(8)];
+        // SAFETY: `image` has at least FATBIN.len() bytes; the regions do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                FATBIN.as_ptr(),
+                image.as_mut_ptr().cast::<u8>(),
+                FATBIN.len(),
+            )
+        };
+        let mut module: sys::CUmodule = std::ptr::null_mut();
+        // SAFETY: `image` is a valid fatbin that lives across the call; `module` is an out-pointer.
+        unsafe {
+            cu!(
+                ctx.driver(),
+                cuModuleLoadData(&mut module, image.as_ptr().cast())
+            )
+        }?;
+        let mut scratch: DevicePtr = 0;
+        // SAFETY: `scratch` is a valid out-pointer.
+        if let Err(e) = unsafe { cu!(ctx.driver(), cuMemAlloc_v2(&mut scratch, 16)) } {
+            // SAFETY: the module was loaded above and is not used again.
+            let _ = unsafe { cu!(ctx.driver(), cuModuleUnload(module)) };
+            return Err(e);
+        }
+        let mut k = Kernels {
+            ctx: ctx.clone(),
+            module,
+            fill: Function {
+                raw: std::ptr::null_mut(),
+                grid: 0,
+            },
+            touch: Function {
+                raw: std::ptr::null_mut(),
+                grid: 0,
+            },
+            touch_read: Function {
+                raw: std::ptr::null_mut(),
+                grid: 0,
+            },
+            read: Function {
+                raw: std::ptr::null_mut(),
+                grid: 0,
+            },
+            check: Function {
+                raw: std::ptr::null_mut(),
+                grid: 0,
+            },
+            scratch,
+        };
+        // From here on `k` owns the module and scratch; its Drop frees them on any error.
+        k.fill = k.function("cml_fill")?;
+        k.touch = k.function("cml_touch")?;
+        k.touch_read = k.function("cml_touch_read")?;
+        k.read = k.function("cml_read")?;
+        k.check = k.function("cml_check")?;
+        Ok(k)
+    }
+
+    fn function(&self, name: &str) -> Result<Function> {
+        let cname =
+            CString::new(name).map_err(|_| Error::Invalid(format!("bad kernel name {name}")))?;
+        let mut raw: sys::CUfunction = std::ptr::null_mut();
+        // SAFETY: the module is loaded; `cname` is NUL-terminated; `raw` is an out-pointer.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuModuleGetFunction(&mut raw, self.module, cname.as_ptr())
+            )
+        }?;
+        let mut per_sm = 0i32;
+        // SAFETY: `raw` is a valid function of this context; `per_sm` is an out-pointer.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, BLOCK as i32, 0)
+            )
+        }?;
+        let sms = self
+            .ctx
+            .device()
+            .attribute(sys::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        let grid = (sms.max(1) * i64::from(per_sm.max(1))).min(i64::from(u32::MAX)) as u32;
+        Ok(Function { raw, grid })
+    }
+
+    /// The grid size used for each kernel (fill, touch, read, check), for reports.
+    pub fn grid_sizes(&self) -> [(&'static str, u32); 4] {
+        [
+            ("fill", self.fill.grid),
+            ("touch", self.touch.grid),
+            ("read", self.read.grid),
+            ("check", self.check.grid),
+        ]
+    }
+
+    /// Launches `f`; `params` points at each argument in order.
+    fn launch(&self, f: &Function, stream: &Stream, params: &mut [*mut c_void]) -> Result<()> {
+        // SAFETY: `params` holds one valid pointer per kernel parameter, of the right types (each
+        // caller below matches the kernel's signature); the function and stream are live.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuLaunchKernel(
+                    f.raw,
+                    f.grid,
+                    1,
+                    1,
+                    BLOCK,
+                    1,
+                    1,
+                    0,
+                    stream.raw(),
+                    params.as_mut_ptr(),
+                    std::ptr::null_mut()
+                )
+            )
+        }
+    }
+
+    fn aligned(ptr: DevicePtr, what: &str) -> Result<()> {
+        if ptr % 16 != 0 {
+            return Err(Error::Invalid(format!(
+                "{what}: buffer address {ptr:#x} is not 16-byte aligned"
+            )));
+        }
+        Ok(())
+    }
+
+    fn reset_scratch(&self, first: u64) -> Result<()> {
+        let init = [0u64, first];
+        // SAFETY: scratch holds 16 bytes; `init` is 16 bytes of host memory.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuMemcpyHtoD_v2(self.scratch, init.as_ptr().cast(), 16)
+            )
+        }
+    }
+
+    fn scratch_values(&self) -> Result<[u64; 2]> {
+        let mut out = [0u64; 2];
+        // SAFETY: scratch holds 16 bytes; `out` is 16 bytes of host memory.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), self.scratch, 16)
+            )
+        }?;
+        Ok(out)
+    }
+
+    /// Writes the pattern of `seed` over `bytes` bytes at `ptr` (16-byte stores); GPU ms.
+    pub fn fill(&self, stream: &Stream, ptr: DevicePtr, bytes: u64, seed: u32) -> Result<f64> {
+        Self::aligned(ptr, "fill")?;
+        let (mut p, mut n, mut s) = (ptr, bytes, seed);
+        let mut params = [ptr_of(&mut p), ptr_of(&mut n), ptr_of(&mut s)];
+        Ok(stream
+            .timed(|st| self.launch(&self.fill, st, &mut params))?
+            .0)
+    }
+
+    /// Writes `value` into the first word of every `stride`-byte page; GPU ms.
+    pub fn touch(
+        &self,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        stride: u64,
+        value: u32,
+    ) -> Result<f64> {
+        check_stride(stride)?;
+        Self::aligned(ptr, "touch")?;
+        let (mut p, mut n, mut st, mut v) = (ptr, bytes, stride, value);
+        let mut params = [
+            ptr_of(&mut p),
+            ptr_of(&mut n),
+            ptr_of(&mut st),
+            ptr_of(&mut v),
+        ];
+        Ok(stream
+            .timed(|s| self.launch(&self.touch, s, &mut params))?
+            .0)
+    }
+
+    /// Reads the first word of every page; returns (GPU ms, sum of the words read).
+    pub fn touch_read(
+        &self,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        stride: u64,
+    ) -> Result<(f64, u64)> {
+        check_stride(stride)?;
+        Self::aligned(ptr, "touch_read")?;
+        self.reset_scratch(0)?;
+        let (mut p, mut n, mut st, mut out) = (ptr, bytes, stride, self.scratch);
+        let mut params = [
+            ptr_of(&mut p),
+            ptr_of(&mut n),
+            ptr_of(&mut st),
+            ptr_of(&mut out),
+        ];
+        let (ms, ()) = stream.timed(|s| self.launch(&self.touch_read, s, &mut params))?;
+        Ok((ms, self.scratch_values()?[0]))
+    }
+
+    /// Sums every word; returns (GPU ms, sum). Compare with [`host_pattern_sum`].
+    pub fn read(&self, stream: &Stream, ptr: DevicePtr, bytes: u64) -> Result<(f64, u64)> {
+        Self::aligned(ptr, "read")?;
+        self.reset_scratch(0)?;
+        let (mut p, mut n, mut out) = (ptr, bytes, self.scratch);
+        let mut params = [ptr_of(&mut p), ptr_of(&mut n), ptr_of(&mut out)];
+        let (ms, ()) = stream.timed(|s| self.launch(&self.read, s, &mut params))?;
+        Ok((ms, self.scratch_values()?[0]))
+    }
+
+    /// Counts the elements that differ from the pattern of `seed`; returns (GPU ms, result).
+    pub fn check(
+        &self,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        seed: u32,
+    ) -> Result<(f64, CheckResult)> {
+        Self::aligned(ptr, "check")?;
+        self.reset_scratch(u64::MAX)?;
+        let (mut p, mut n, mut s) = (ptr, bytes, seed);
+        let (mut bad, mut first) = (self.scratch, self.scratch + 8);
+        let mut params = [
+            ptr_of(&mut p),
+            ptr_of(&mut n),
+            ptr_of(&mut s),
+            ptr_of(&mut bad),
+            ptr_of(&mut first),
+        ];
+        let (ms, ()) = stream.timed(|st| self.launch(&self.check, st, &mut params))?;
+        let [mismatches, first] = self.scratch_values()?;
+        Ok((
+            ms,
+            CheckResult {
+                mismatches,
+                first_bad_offset: (first != u64::MAX).then_some(first),
+            },
+        ))
+    }
+
+    /// `cuMemsetD32` over `bytes / 4` words (the memset baseline); GPU ms.
+    pub fn memset_d32(
+        &self,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        value: u32,
+    ) -> Result<f64> {
+        let words = (bytes / 4) as usize;
+        // SAFETY: the caller's buffer holds at least `bytes` bytes at `ptr`.
+        Ok(stream
+            .timed(|_| unsafe { cu!(self.ctx.driver(), cuMemsetD32_v2(ptr, value, words)) })?
+            .0)
+    }
+
+    /// `cuMemsetD8` (poison a buffer, or plant a wrong byte); synchronous.
+    pub fn memset_d8(&self, ptr: DevicePtr, bytes: u64, value: u8) -> Result<()> {
+        // SAFETY: the caller's buffer holds at least `bytes` bytes at `ptr`.
+        unsafe { cu!(self.ctx.driver(), cuMemsetD8_v2(ptr, value, bytes as usize)) }?;
+        self.ctx.synchronize()
+    }
+
+    /// Device-to-device `cuMemcpy` of `bytes` bytes (the copy baseline); GPU ms.
+    pub fn copy(&self, stream: &Stream, dst: DevicePtr, src: DevicePtr, bytes: u64) -> Result<f64> {
+        // SAFETY: both buffers hold at least `bytes` bytes and do not overlap (caller's contract).
+        Ok(stream
+            .timed(|_| unsafe {
+                cu!(self.ctx.driver(), cuMemcpyDtoD_v2(dst, src, bytes as usize))
+            })?
+            .0)
+    }
+
+    /// Copies `out.len()` bytes from device memory at `src` to the host (tests, spot checks).
+    pub fn download(&self, src: DevicePtr, out: &mut [u8]) -> Result<()> {
+        // SAFETY: `out` is valid for its length; the caller's buffer holds that many bytes at `src`.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), src, out.len())
+            )
+        }
+    }
+
+    /// Copies `data` to device memory at `dst` (tests: plant a wrong value).
+    pub fn upload(&self, dst: DevicePtr, data: &[u8]) -> Result<()> {
+        // SAFETY: `data` is valid for its length; the caller's buffer holds that many bytes at `dst`.
+        unsafe {
+            cu!(
+                self.ctx.driver(),
+                cuMemcpyHtoD_v2(dst, data.as_ptr().cast(), data.len())
+            )
+        }
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+}
+
+impl Drop for Kernels {
+    fn drop(&mut self) {
+        // SAFETY: scratch and module are owned by `self` and not used afterwards.
+        if let Err(e) = unsafe { cu!(self.ctx.driver(), cuMemFree_v2(self.scratch)) } {
+            record_drop_failure(format!("freeing the kernels' scratch buffer: {e}"));
+        }
+        // SAFETY: as above.
+        if let Err(e) = unsafe { cu!(self.ctx.driver(), cuModuleUnload(self.module)) } {
+            record_drop_failure(format!("unloading the kernel module: {e}"));
+        }
+    }
+}
+
+fn ptr_of<T>(v: &mut T) -> *mut c_void {
+    (v as *mut T).cast()
+}
+
+fn check_stride(stride: u64) -> Result<()> {
+    if stride == 0 || stride % 4 != 0 {
+        return Err(Error::Invalid(format!(
+            "page stride {stride} must be a positive multiple of 4 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Word `i` of the pattern of `seed` (mirror of `cml_pattern` in kernels/pattern.cuh).
+pub fn host_pattern_word(i: u64, seed: u32) -> u32 {
+    let mut x = (i as u32) ^ ((i >> 32) as u32).wrapping_mul(0x85EB_CA6B) ^ seed;
+    x = x.wrapping_mul(0x9E37_79B1);
+    x ^ (x >> 15)
+}
+
+/// Byte `k` of the pattern (mirror of `cml_pattern_byte`).
+pub fn host_pattern_byte(k: u64, seed: u32) -> u8 {
+    (host_pattern_word(k >> 2, seed) >> (8 * (k & 3))) as u8
+}
+
+/// What `read` returns for a buffer of `bytes` bytes filled with `seed`: the sum of the words of
+/// the 16-byte part plus each tail byte. Computed on all cores (a 16 GiB buffer is 4 G words).
+pub fn host_pattern_sum(bytes: u64, seed: u32) -> u64 {
+    let nvec = bytes / 16;
+    let words = nvec * 4;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1)
+        .clamp(1, 64);
+    let chunk = words.div_ceil(threads).max(1);
+    let mut total = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let lo = (t * chunk).min(words);
+                    let hi = ((t + 1) * chunk).min(words);
+                    (lo..hi).fold(0u64, |acc, i| {
+                        acc.wrapping_add(u64::from(host_pattern_word(i, seed)))
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .fold(0u64, |acc, h| acc.wrapping_add(h.join().unwrap_or(0)))
+    });
+    for k in nvec * 16..bytes {
+        total = total.wrapping_add(u64::from(host_pattern_byte(k, seed)));
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_is_a_bijection_on_neighbours() {
+        let seed = 0x1234_5678;
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..100_000u64 {
+            assert!(
+                seen.insert(host_pattern_word(i, seed)),
+                "pattern repeats at {i}"
+            );
+        }
+        assert_ne!(host_pattern_word(7, 1), host_pattern_word(7, 2));
+        // Words above 2^32 differ from their low-half twins.
+        assert_ne!(host_pattern_word(5, 9), host_pattern_word(5 + (1 << 32), 9));
+    }
+
+    #[test]
+    fn bytes_are_little_endian_words() {
+        let w = host_pattern_word(3, 77);
+        let b: Vec<u8> = (12..16).map(|k| host_pattern_byte(k, 77)).collect();
+        assert_eq!(w.to_le_bytes().to_vec(), b);
+    }
+
+    #[test]
+    fn sum_counts_tail_bytes_once() {
+        let seed = 42;
+        let by_hand: u64 = (0..8u64)
+            .map(|i| u64::from(host_pattern_word(i, seed)))
+            .sum::<u64>()
+            + (32..37u64)
+                .map(|k| u64::from(host_pattern_byte(k, seed)))
+                .sum::<u64>();
+        assert_eq!(host_pattern_sum(37, seed), by_hand);
+        assert_eq!(host_pattern_sum(0, seed), 0);
+        assert_eq!(
+            host_pattern_sum(15, seed),
+            (0..15u64)
+                .map(|k| u64::from(host_pattern_byte(k, seed)))
+                .sum::<u64>()
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Model-memory arithmetic (placeholder until the planner lands).
