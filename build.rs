@@ -154,21 +154,20 @@ fn find_toolkit(manifest: &Path) -> Option<PathBuf> {
     let ok = |p: &Path| p.join("bin/nvcc").is_file() && p.join("include/cuda.h").is_file();
     let mut candidates: Vec<PathBuf> = Vec::new();
     for var in ["CUDA_HOME", "CUDA_PATH"] {
-        if let Ok(v) = env::var(var) {
-            if !v.is_empty() {
-                candidates.push(PathBuf::from(v));
-            }
+        if let Ok(v) = env::var(var)
+            && !v.is_empty()
+        {
+            candidates.push(PathBuf::from(v));
         }
     }
     if let Ok(path) = env::var("PATH") {
         for dir in env::split_paths(&path) {
             let nvcc = dir.join("nvcc");
-            if nvcc.is_file() {
-                if let Ok(real) = fs::canonicalize(&nvcc) {
-                    if let Some(root) = real.parent().and_then(Path::parent) {
-                        candidates.push(root.to_path_buf());
-                    }
-                }
+            if nvcc.is_file()
+                && let Ok(real) = fs::canonicalize(&nvcc)
+                && let Some(root) = real.parent().and_then(Path::parent)
+            {
+                candidates.push(root.to_path_buf());
             }
         }
     }

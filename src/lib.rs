@@ -2,5 +2,7 @@
 //! README for the commands and DESIGN.md for the layers.
 pub mod driver;
 pub mod error;
+pub mod host;
+pub mod memory;
 pub mod plan;
 pub mod units;

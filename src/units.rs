@@ -124,7 +124,7 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
             .checked_mul(mult as u128)
             .ok_or_else(|| too_big(input))?;
         let part = frac_v * mult as u128;
-        if part % scale != 0 {
+        if !part.is_multiple_of(scale) {
             return Err(SizeError(format!(
                 "size `{input}` is not a whole number of bytes"
             )));
@@ -172,7 +172,7 @@ pub fn fmt_bytes(bytes: u64) -> String {
         ("KiB", KIB),
     ] {
         if bytes >= m {
-            if bytes % m == 0 {
+            if bytes.is_multiple_of(m) {
                 return format!("{} {unit}", bytes / m);
             }
             let v = bytes as f64 / m as f64;
@@ -201,7 +201,7 @@ pub fn size_to_input(bytes: u64) -> String {
         ("MiB", MIB),
         ("KiB", KIB),
     ] {
-        if bytes >= m && bytes % m == 0 {
+        if bytes >= m && bytes.is_multiple_of(m) {
             return format!("{}{unit}", bytes / m);
         }
     }

@@ -49,6 +49,12 @@ pub enum Error {
     },
     /// A driver call returned an error.
     Call(DriverError),
+    /// A host (operating-system) call of the memory layer failed, for example `mmap`.
+    Os {
+        call: &'static str,
+        message: String,
+        out_of_memory: bool,
+    },
     /// A request the layer refuses before calling the driver (bad alignment, empty size...).
     Invalid(String),
 }
@@ -56,7 +62,11 @@ pub enum Error {
 impl Error {
     /// True when the failure is `CUDA_ERROR_OUT_OF_MEMORY`.
     pub fn is_out_of_memory(&self) -> bool {
-        matches!(self, Error::Call(e) if e.is_out_of_memory())
+        match self {
+            Error::Call(e) => e.is_out_of_memory(),
+            Error::Os { out_of_memory, .. } => *out_of_memory,
+            _ => false,
+        }
     }
 
     /// The failed call, when there is one.
@@ -83,6 +93,7 @@ impl fmt::Display for Error {
                  driver or newer)"
             ),
             Error::Call(e) => e.fmt(f),
+            Error::Os { call, message, .. } => write!(f, "{call} failed: {message}"),
             Error::Invalid(msg) => f.write_str(msg),
         }
     }

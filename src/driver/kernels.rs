@@ -168,7 +168,7 @@ impl Kernels {
     }
 
     fn aligned(ptr: DevicePtr, what: &str) -> Result<()> {
-        if ptr % 16 != 0 {
+        if !ptr.is_multiple_of(16) {
             return Err(Error::Invalid(format!(
                 "{what}: buffer address {ptr:#x} is not 16-byte aligned"
             )));
@@ -371,7 +371,7 @@ fn ptr_of<T>(v: &mut T) -> *mut c_void {
 }
 
 fn check_stride(stride: u64) -> Result<()> {
-    if stride == 0 || stride % 4 != 0 {
+    if stride == 0 || !stride.is_multiple_of(4) {
         return Err(Error::Invalid(format!(
             "page stride {stride} must be a positive multiple of 4 bytes"
         )));

@@ -80,10 +80,10 @@ impl Driver {
         let mut tried = Vec::new();
         let mut last = String::from("not found");
         let mut candidates: Vec<String> = Vec::new();
-        if let Ok(p) = std::env::var("CUMEMLAB_LIBCUDA") {
-            if !p.is_empty() {
-                candidates.push(p);
-            }
+        if let Ok(p) = std::env::var("CUMEMLAB_LIBCUDA")
+            && !p.is_empty()
+        {
+            candidates.push(p);
         }
         candidates.extend(LIBCUDA_CANDIDATES.iter().map(|s| s.to_string()));
         for path in candidates {

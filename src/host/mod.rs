@@ -1,0 +1,9 @@
+//! Linux facts the measurements depend on: `/proc/meminfo`, page size, transparent huge pages,
+//! kernel release, cgroup memory limit, process RSS; and the page-cache controls (fill, evict,
+//! drop). Nothing here touches the GPU, so every host-side command works on machines without one.
+
+pub mod facts;
+pub mod meminfo;
+
+pub use facts::{HostFacts, rss_bytes};
+pub use meminfo::MemInfo;
