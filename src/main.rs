@@ -1,3 +1,27 @@
+//! The `cumemlab` binary: parse the command line, run the subcommand, map errors to exit codes
+//! (2 bad input, 130 interrupted, 1 anything else) and report releases that failed during cleanup.
+
+use clap::Parser;
+
+use cumemlab::cli::{Cli, Command};
+use cumemlab::experiments;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = Cli::parse();
+    experiments::install_interrupt_handlers();
+    let result = match cli.command {
+        Command::Info(a) => experiments::info::main(a),
+        Command::Selftest(a) => experiments::selftest::main(a),
+    };
+    let leaks = cumemlab::driver::take_drop_failures();
+    for l in &leaks {
+        eprintln!("cumemlab: warning: a release failed during cleanup: {l}");
+    }
+    match result {
+        Ok(()) => std::process::exit(if leaks.is_empty() { 0 } else { 1 }),
+        Err(e) => {
+            eprintln!("cumemlab: error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
 }

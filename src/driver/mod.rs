@@ -109,7 +109,10 @@ impl Driver {
                     return Ok(d);
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    last = match std::error::Error::source(&e) {
+                        Some(src) => format!("{e}: {src}"),
+                        None => e.to_string(),
+                    };
                     tried.push(path);
                 }
             }

@@ -107,12 +107,7 @@ mod tests {
     use crate::units::GIB;
 
     fn fixture(name: &str) -> MemInfo {
-        let path = format!(
-            "{}/tests/fixtures/meminfo/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        MemInfo::parse(&text).unwrap()
+        crate::test_support::meminfo(name)
     }
 
     #[test]

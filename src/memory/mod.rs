@@ -7,6 +7,7 @@
 //! one new file plus one registry line. `unsafe` is allowed here (with the driver layer) because
 //! this is where raw pointers from the driver and from `mmap` become byte slices.
 
+pub mod arch;
 mod device;
 mod managed;
 mod pageable;
@@ -14,7 +15,7 @@ mod pinned;
 mod pool;
 mod registered;
 pub mod safety;
-mod vmm;
+pub mod vmm;
 
 use std::path::PathBuf;
 use std::sync::Arc;

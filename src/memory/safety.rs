@@ -92,11 +92,7 @@ mod tests {
     use crate::units::GIB;
 
     fn meminfo(name: &str) -> MemInfo {
-        let p = format!(
-            "{}/tests/fixtures/meminfo/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        MemInfo::parse(&std::fs::read_to_string(p).unwrap()).unwrap()
+        crate::test_support::meminfo(name)
     }
 
     #[test]

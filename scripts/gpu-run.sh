@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU-host runner of target/gpu-bundle (copied there as run.sh by scripts/gpu-bundle.sh).
+# Usage: target/gpu-bundle/run.sh [STEP...]; steps run in the order given:
+#   tests      every test executable with CUMEMLAB_REQUIRE_GPU=1 (one test thread: tests compare
+#              free memory before and after)
+#   sanitize   compute-sanitizer memcheck (leak check), racecheck, initcheck on the kernel tests
+#   selftest   cumemlab selftest (table and JSON)
+#   info       cumemlab info (table and JSON)
+#   sweep      the default cumemlab sweep (table, JSON, CSV)
+#   CMD:ARGS   any other cumemlab subcommand, e.g. "probe:--strategies device,managed"
+# Every step's output goes to $OUT/<step>.log (and result files beside it); the exit code is
+# non-zero when any step failed.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=${OUT:-/tmp/cumemlab-out}
+mkdir -p "$out"
+export CARGO_MANIFEST_DIR="$repo" CUMEMLAB_BIN="$here/cumemlab" CUMEMLAB_REQUIRE_GPU=1
+bin="$here/cumemlab"
+status=0
+[ $# -gt 0 ] || set -- tests sanitize selftest
+
+step() { # name, command...
+  local name=$1; shift
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  tail -n 60 "$out/$name.log"
+  echo "=== $name: exit $rc after $((SECONDS - t0)) s"
+  [ $rc -eq 0 ] || status=1
+}
+
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv 2>&1 | sed 's/^/nvidia-smi: /'
+for s in "$@"; do
+  case "$s" in
+    tests)
+      for t in "$here"/tests/*; do
+        step "test-$(basename "$t")" "$t" --test-threads=1
+      done ;;
+    sanitize)
+      if ! command -v compute-sanitizer >/dev/null; then echo "compute-sanitizer not found"; status=1; continue; fi
+      kt="$here/tests/gpu_foundation"
+      for tool in "memcheck --leak-check full" racecheck initcheck; do
+        # shellcheck disable=SC2086
+        step "sanitize-${tool%% *}" compute-sanitizer --tool $tool --error-exitcode 99 "$kt" --test-threads=1
+      done ;;
+    selftest)
+      step selftest "$bin" selftest
+      "$bin" selftest --json --quiet >"$out/selftest.json" 2>>"$out/selftest.log" || status=1 ;;
+    info)
+      step info "$bin" info
+      "$bin" info --json >"$out/info.json" 2>>"$out/info.log" || status=1 ;;
+    sweep)
+      step sweep "$bin" sweep --out "$out/sweep.json" ;;
+    *:*)
+      cmd=${s%%:*}; args=${s#*:}
+      # shellcheck disable=SC2086
+      step "$cmd" "$bin" "$cmd" $args ;;
+    *)
+      step "$s" "$bin" "$s" ;;
+  esac
+done
+echo "=== all steps done, status $status"
+exit $status

@@ -1,0 +1,32 @@
+//! The command line: one enum of subcommands. Each subcommand's options are a typed clap `Args`
+//! struct next to the experiment that uses them (values are parsed into sizes, strategies and
+//! devices by clap value parsers, so bad input fails before anything runs, with exit code 2).
+
+use clap::{Parser, Subcommand};
+
+use crate::experiments;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cumemlab",
+    version,
+    about = "What GPU memory really costs: allocation time, first touch, bandwidth, limits, and the page cache.",
+    long_about = "cumemlab binds the CUDA driver API directly and runs its own kernels to measure what each GPU \
+memory allocation strategy costs on this machine: allocation time, first-touch cost on GPU and CPU, steady-state \
+bandwidth, the largest allocation that fits, and how the Linux page cache competes with the GPU. Built for \
+NVIDIA GB10 (DGX Spark, unified memory) and just as right on discrete GPUs (H100, H200).\n\n\
+Sizes always carry a unit: 512MiB, 1GiB (powers of 2) or 4GB (powers of 10); `4G` is refused as ambiguous.",
+    after_help = "Examples:\n  cumemlab info\n  cumemlab selftest\n  cumemlab sweep --sizes 256MiB,1GiB --strategies device,managed,pinned\n  cumemlab plan --model llama-3.1-70b --target gb10"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The host, the driver, each GPU's memory architecture and which strategies it supports.
+    Info(experiments::info::InfoArgs),
+    /// Verify every kernel and measure fill/read against cuMemsetD32 (run this first).
+    Selftest(experiments::selftest::SelftestArgs),
+}

@@ -1,0 +1,136 @@
+//! Experiments: one module per command that measures something. Each follows plan -> run ->
+//! rows: options are parsed and checked first (bad input fails before the GPU is touched), then
+//! the experiment runs phase by phase, streaming rows into a [`crate::report::ResultSink`].
+//!
+//! This module holds what they share: opening a GPU ([`Gpu`]), choosing devices (`--device`),
+//! the environment recorded in every result file, and the interruption flag (Ctrl-C/SIGTERM end
+//! the current phase, free everything, write what was measured, exit 130).
+
+pub mod env;
+pub mod info;
+pub mod selftest;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::driver::{Context, Device, DeviceAttributes, Driver, Kernels, Stream};
+use crate::error::{Error, Result};
+use crate::memory::arch::MemoryArchitecture;
+
+static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Installs the SIGINT/SIGTERM handlers: the first signal sets the flag that experiments check
+/// between phases; a second one exits at once with 130 (the driver frees a dead process's memory).
+pub fn install_interrupt_handlers() {
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Order matters: the conditional exit sees the flag as it was before this signal.
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+            let _ = signal_hook::flag::register(sig, flag.clone());
+        }
+        flag
+    });
+}
+
+/// True once Ctrl-C or SIGTERM arrived.
+pub fn interrupted() -> bool {
+    FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// Returns `Err(Interrupted)` when a signal arrived: call between phases.
+pub fn check_interrupt() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// `--device N` or `--device all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSel {
+    One(i32),
+    All,
+}
+
+impl DeviceSel {
+    pub fn parse(s: &str) -> std::result::Result<DeviceSel, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") {
+            return Ok(DeviceSel::All);
+        }
+        t.parse::<i32>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(DeviceSel::One)
+            .ok_or_else(|| format!("device `{s}` is not a device number: give 0, 1, ... or `all`"))
+    }
+
+    /// The ordinals this selection names on a host with `count` devices.
+    pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
+        match self {
+            DeviceSel::All if count > 0 => Ok((0..count).collect()),
+            DeviceSel::All => Err(Error::usage(
+                "no CUDA device found: this command needs a GPU",
+            )),
+            DeviceSel::One(n) if n < count => Ok(vec![n]),
+            DeviceSel::One(n) => Err(Error::usage(format!(
+                "device {n} does not exist: this host has {count} CUDA device{} ({})",
+                if count == 1 { "" } else { "s" },
+                if count == 0 {
+                    "none".to_string()
+                } else {
+                    format!("0..{}", count - 1)
+                }
+            ))),
+        }
+    }
+}
+
+/// Loads the driver for a command that needs a GPU; a missing driver is a usage error (exit 2)
+/// naming why.
+pub fn require_driver() -> Result<Driver> {
+    Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU, and {e}")))
+}
+
+/// Everything a GPU experiment needs on one device, opened once.
+pub struct Gpu {
+    pub driver: Driver,
+    pub device: Device,
+    pub name: String,
+    pub ctx: Arc<Context>,
+    pub stream: Arc<Stream>,
+    pub kernels: Kernels,
+    pub attrs: DeviceAttributes,
+    pub arch: MemoryArchitecture,
+}
+
+impl Gpu {
+    /// Opens device `ordinal`: primary context (current on this thread), a stream, the kernels.
+    pub fn open(driver: &Driver, ordinal: i32) -> Result<Gpu> {
+        let count = driver.device_count()?;
+        DeviceSel::One(ordinal).resolve(count)?;
+        let device = driver.device(ordinal)?;
+        let ctx = Context::new(&device)?;
+        let stream = Arc::new(Stream::new(&ctx)?);
+        let kernels = Kernels::load(&ctx)?;
+        let attrs = device.attributes();
+        let arch = MemoryArchitecture::classify(&attrs);
+        Ok(Gpu {
+            driver: driver.clone(),
+            name: device.name()?,
+            device,
+            ctx,
+            stream,
+            kernels,
+            attrs,
+            arch,
+        })
+    }
+
+    /// `cuMemGetInfo` free bytes.
+    pub fn free_bytes(&self) -> Result<u64> {
+        Ok(self.ctx.mem_info()?.0)
+    }
+}

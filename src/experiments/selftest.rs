@@ -1,0 +1,407 @@
+//! `cumemlab selftest`: the first thing to run on a new machine. Runs every kernel on fresh random
+//! data over a poisoned buffer and verifies the result (at the test size and at an odd size that
+//! is a multiple of neither 16 nor the page size), plants a wrong element to prove `check` sees
+//! it, then measures `fill` against `cuMemsetD32` and `read` beside them (and a device-to-device
+//! copy) on up to 4 GiB of device memory. A wrong kernel is exit 1.
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Gpu, check_interrupt};
+use crate::driver::{DevicePtr, host_pattern_byte, host_pattern_sum, host_pattern_word};
+use crate::error::{Error, Result};
+use crate::memory::{AllocOptions, Strategy, allocate};
+use crate::report::{Progress, new_table};
+use crate::stats::Summary;
+use crate::units::{GIB, MIB, fmt_bytes, gbps};
+
+/// One kernel check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KernelCheck {
+    pub device: i32,
+    pub kernel: String,
+    pub bytes: u64,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// One bandwidth measurement (GB/s = 1e9 bytes per second, counted as bytes written for
+/// memset/fill, bytes read for read, bytes copied for copy).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bandwidth {
+    pub device: i32,
+    pub op: String,
+    pub bytes: u64,
+    pub gbps: Summary,
+    /// Median GB/s relative to `cuMemsetD32`'s median, percent.
+    pub percent_of_memset: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_mismatch_expectation() {
+        // 3 pages of 16 bytes over 40 bytes: words at 0 and 16 (16-byte part), then offset 32 in
+        // the 8-byte tail: 4 bytes written there.
+        let seed = 7;
+        let v = host_pattern_word(0, seed); // equal to word 0: no mismatch there
+        let n = expected_touch_mismatches(40, 16, v, seed);
+        let tail: u64 = (0..4u64)
+            .filter(|i| (v >> (8 * i)) as u8 != host_pattern_byte(32 + i, seed))
+            .count() as u64;
+        assert_eq!(n, u64::from(v != host_pattern_word(4, seed)) + tail);
+        // Last page with fewer than 4 bytes left: one byte.
+        let n2 = expected_touch_mismatches(34, 32, 0xFFFF_FFFF, seed);
+        assert_eq!(
+            n2,
+            u64::from(0xFFFF_FFFF != host_pattern_word(0, seed))
+                + u64::from(0xFF != host_pattern_byte(32, seed))
+        );
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelftestReport {
+    pub device: i32,
+    pub device_name: String,
+    pub checks: Vec<KernelCheck>,
+    pub bandwidth: Vec<Bandwidth>,
+    pub fill_reaches_95_percent_of_memset: bool,
+    pub all_passed: bool,
+}
+
+/// Options.
+#[derive(Debug, Clone)]
+pub struct SelftestOptions {
+    /// Bytes for the bandwidth runs (default: 4 GiB, or a quarter of free memory when smaller).
+    pub bytes: Option<u64>,
+    pub runs: u32,
+    pub quiet: bool,
+}
+
+/// The odd size: not a multiple of 16, of 4, or of the page size.
+pub const ODD_BYTES: u64 = 64 * MIB + 4099;
+
+/// Verifies every kernel on `ptr` (`bytes` long) with a fresh seed; returns the checks.
+pub fn verify_kernels(
+    gpu: &Gpu,
+    ptr: DevicePtr,
+    bytes: u64,
+    page: u64,
+) -> Result<Vec<KernelCheck>> {
+    let k = &gpu.kernels;
+    let s = &gpu.stream;
+    let dev = gpu.device.ordinal();
+    let mut rng = rand::rng();
+    let seed: u32 = rng.random();
+    let mut out = Vec::new();
+    let mut push = |kernel: &str, passed: bool, detail: String| {
+        out.push(KernelCheck {
+            device: dev,
+            kernel: kernel.into(),
+            bytes,
+            passed,
+            detail,
+        });
+    };
+
+    // fill over a poisoned buffer, then check: every element written with the new seed.
+    k.memset_d8(ptr, bytes, 0xA5)?;
+    k.fill(s, ptr, bytes, seed)?;
+    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    push(
+        "fill+check",
+        c.mismatches == 0,
+        format!(
+            "seed {seed:#010x}: {} mismatches after fill over 0xA5 poison",
+            c.mismatches
+        ),
+    );
+
+    // read: the sum of the pattern, computed independently on the host.
+    let (_, sum) = k.read(s, ptr, bytes)?;
+    let want = host_pattern_sum(bytes, seed);
+    push(
+        "read",
+        sum == want,
+        format!("sum {sum:#x}, host expects {want:#x}"),
+    );
+
+    // check catches a planted wrong element at a random word.
+    let words = bytes / 4;
+    let victim = rng.random_range(0..words.max(1));
+    let mut word = [0u8; 4];
+    k.download(ptr + victim * 4, &mut word)?;
+    let planted = [!word[0], word[1], word[2], word[3]];
+    k.upload(ptr + victim * 4, &planted)?;
+    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    push(
+        "check (planted error)",
+        c.mismatches == 1 && c.first_bad_offset == Some(victim * 4),
+        format!(
+            "planted at byte {}: check found {} at {:?}",
+            victim * 4,
+            c.mismatches,
+            c.first_bad_offset
+        ),
+    );
+
+    // touch writes one word per page: read back one word per page and compare the sum.
+    let value: u32 = rng.random_range(1..u32::MAX);
+    k.touch(s, ptr, bytes, page, value)?;
+    let (_, tsum) = k.touch_read(s, ptr, bytes, page)?;
+    let pages = bytes.div_ceil(page);
+    let last_partial = bytes - (pages - 1) * page < 4;
+    let expect = if last_partial {
+        (pages - 1) * u64::from(value) + u64::from(value as u8)
+    } else {
+        pages * u64::from(value)
+    };
+    push(
+        "touch+touch_read",
+        tsum == expect,
+        format!("{pages} pages of {page} B: sum {tsum}, expected {expect}"),
+    );
+    // And touch changed exactly the elements it should have: count them on the host.
+    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    let want = expected_touch_mismatches(bytes, page, value, seed);
+    push(
+        "touch stride",
+        c.mismatches == want,
+        format!(
+            "{} elements differ from the pattern after touching {pages} pages (host expects {want})",
+            c.mismatches
+        ),
+    );
+    Ok(out)
+}
+
+/// How many elements `check` must report after `touch` wrote `value` every `stride` bytes over a
+/// buffer filled with `seed`: words of the 16-byte part count once, tail bytes each.
+pub fn expected_touch_mismatches(bytes: u64, stride: u64, value: u32, seed: u32) -> u64 {
+    let vec_end = bytes / 16 * 16;
+    let mut n = 0;
+    let mut off = 0;
+    while off < bytes {
+        if off + 4 <= bytes {
+            if off < vec_end {
+                n += u64::from(value != host_pattern_word(off / 4, seed));
+            } else {
+                n += (0..4u64)
+                    .filter(|i| (value >> (8 * i)) as u8 != host_pattern_byte(off + i, seed))
+                    .count() as u64;
+            }
+        } else {
+            // One byte written (off is in the tail: fewer than 4 bytes remain).
+            n += u64::from(value as u8 != host_pattern_byte(off, seed));
+        }
+        off += stride;
+    }
+    n
+}
+
+fn bandwidth_runs(runs: u32, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
+    f()?; // warm-up, discarded
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        check_interrupt()?;
+        v.push(f()?);
+    }
+    Ok(v)
+}
+
+/// Runs the self-test on one device.
+pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
+    let dev = gpu.device.ordinal();
+    let free = gpu.free_bytes()?;
+    // Two buffers of `bytes` each (the copy needs a destination), within a quarter of free memory
+    // apiece.
+    let bytes = opts
+        .bytes
+        .unwrap_or_else(|| (4 * GIB).min((free / 4) & !(MIB - 1)).max(MIB));
+    if 2 * bytes > free {
+        return Err(Error::usage(format!(
+            "selftest needs 2 x {} of device memory and the card has {} free: pass a smaller --size",
+            fmt_bytes(bytes),
+            fmt_bytes(free)
+        )));
+    }
+    let progress = Progress::new(4, opts.quiet);
+    let no_opts = AllocOptions::default();
+    progress.message("verifying kernels");
+    let a = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
+    let b = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
+    let page = crate::host::facts::page_size();
+    let mut checks = verify_kernels(gpu, a.device_ptr(), bytes, page)?;
+    progress.inc();
+    let odd = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, ODD_BYTES, &no_opts)?;
+    checks.extend(verify_kernels(gpu, odd.device_ptr(), ODD_BYTES, page)?);
+    drop(odd);
+    progress.inc();
+    check_interrupt()?;
+
+    progress.message("measuring bandwidth");
+    let (k, s) = (&gpu.kernels, &gpu.stream);
+    let (pa, pb) = (a.device_ptr(), b.device_ptr());
+    // Never time on zero-filled data when reading: fill first.
+    k.fill(s, pa, bytes, 0x5eed_1234)?;
+    let memset = bandwidth_runs(opts.runs, || Ok(k.memset_d32(s, pb, bytes, 0x1234_5678)?))?;
+    let fill = bandwidth_runs(opts.runs, || Ok(k.fill(s, pb, bytes, 0x0bad_f00d)?))?;
+    let read = bandwidth_runs(opts.runs, || Ok(k.read(s, pa, bytes)?.0))?;
+    let copy = bandwidth_runs(opts.runs, || Ok(k.copy(s, pb, pa, bytes)?))?;
+    progress.inc();
+    let to_gbps = |ms: &[f64]| ms.iter().map(|m| gbps(bytes, *m)).collect::<Vec<_>>();
+    let memset_med = Summary::of(&to_gbps(&memset)).map_or(0.0, |s| s.median);
+    let mut bandwidth = Vec::new();
+    for (op, ms) in [
+        ("cuMemsetD32", &memset),
+        ("fill kernel", &fill),
+        ("read kernel", &read),
+        ("cuMemcpyDtoD (bytes copied)", &copy),
+    ] {
+        if let Some(sum) = Summary::of(&to_gbps(ms)) {
+            bandwidth.push(Bandwidth {
+                device: dev,
+                op: op.into(),
+                bytes,
+                gbps: sum,
+                percent_of_memset: if memset_med > 0.0 {
+                    100.0 * sum.median / memset_med
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    let fill_pct = bandwidth
+        .iter()
+        .find(|b| b.op == "fill kernel")
+        .map_or(0.0, |b| b.percent_of_memset);
+    // The buffers go back before the report is built.
+    a.free()?;
+    b.free()?;
+    progress.inc();
+    progress.finish();
+    let all_passed = checks.iter().all(|c| c.passed);
+    Ok(SelftestReport {
+        device: dev,
+        device_name: gpu.name.clone(),
+        checks,
+        bandwidth,
+        fill_reaches_95_percent_of_memset: fill_pct >= 95.0,
+        all_passed,
+    })
+}
+
+/// The human form.
+pub fn render(r: &SelftestReport) -> String {
+    let mut out = format!("selftest on device {} ({})\n\n", r.device, r.device_name);
+    let mut t = new_table(&["kernel", "size", "result", "detail"]);
+    for c in &r.checks {
+        t.add_row(vec![
+            c.kernel.clone(),
+            fmt_bytes(c.bytes),
+            if c.passed {
+                "pass".into()
+            } else {
+                "FAIL".into()
+            },
+            c.detail.clone(),
+        ]);
+    }
+    out.push_str(&format!("{t}\n\n"));
+    if let Some(b0) = r.bandwidth.first() {
+        out.push_str(&format!(
+            "bandwidth on {} of device memory, GB/s (1e9 bytes/s), {} timed runs after a warm-up:\n",
+            fmt_bytes(b0.bytes),
+            b0.gbps.runs
+        ));
+    }
+    let mut t = new_table(&[
+        "operation",
+        "median GB/s",
+        "min",
+        "max",
+        "CV %",
+        "% of cuMemsetD32",
+    ]);
+    for b in &r.bandwidth {
+        t.add_row(vec![
+            b.op.clone(),
+            format!("{:.1}", b.gbps.median),
+            format!("{:.1}", b.gbps.min),
+            format!("{:.1}", b.gbps.max),
+            format!("{:.2}", 100.0 * b.gbps.cv),
+            format!("{:.1}", b.percent_of_memset),
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
+    out.push_str(if r.fill_reaches_95_percent_of_memset {
+        "fill reaches at least 95% of cuMemsetD32: the kernels can be trusted to measure bandwidth.\n"
+    } else {
+        "fill does NOT reach 95% of cuMemsetD32 on this device: bandwidth figures from the kernels understate the memory.\n"
+    });
+    out.push_str(if r.all_passed {
+        "all kernels verified\n"
+    } else {
+        "KERNEL FAILURE: some results are wrong (exit 1)\n"
+    });
+    out
+}
+
+/// `cumemlab selftest` options.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json"
+)]
+pub struct SelftestArgs {
+    /// Device ordinal, or `all`.
+    #[arg(long, default_value = "0", value_parser = super::DeviceSel::parse)]
+    pub device: super::DeviceSel,
+    /// Buffer size for the bandwidth runs (default 4GiB, less on small cards).
+    #[arg(long, value_parser = crate::units::parse_size)]
+    pub size: Option<u64>,
+    /// Timed runs per bandwidth figure (after one discarded warm-up).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the self-test on the selected devices; exit 1 when a kernel is wrong.
+pub fn main(args: SelftestArgs) -> Result<()> {
+    let drv = super::require_driver()?;
+    let ordinals = args.device.resolve(drv.device_count()?)?;
+    let opts = SelftestOptions {
+        bytes: args.size,
+        runs: args.runs,
+        quiet: args.quiet || args.json,
+    };
+    let mut reports = Vec::new();
+    for o in ordinals {
+        let gpu = Gpu::open(&drv, o)?;
+        let r = run(&gpu, &opts)?;
+        if !args.json {
+            print!("{}", render(&r));
+        }
+        reports.push(r);
+    }
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&reports).map_err(|e| Error::Failed(e.to_string()))?;
+        println!("{text}");
+    }
+    if reports.iter().all(|r| r.all_passed) {
+        Ok(())
+    } else {
+        Err(Error::Failed(
+            "selftest: at least one kernel produced wrong results".into(),
+        ))
+    }
+}

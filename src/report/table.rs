@@ -1,0 +1,58 @@
+//! Human output helpers: tables (comfy-table, Markdown style so they paste into reports and
+//! READMEs unchanged) with units in their headers, and a progress bar on
+//! stderr (indicatif) that hides itself when stderr is not a terminal or with `--quiet`.
+
+use std::io::IsTerminal;
+
+use comfy_table::presets::ASCII_MARKDOWN;
+use comfy_table::{ContentArrangement, Table};
+
+/// A table in the tool's style with the given header.
+pub fn new_table<S: ToString>(header: &[S]) -> Table {
+    let mut t = Table::new();
+    t.load_style(ASCII_MARKDOWN)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    t
+}
+
+/// A progress bar over a known number of steps.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    /// A bar of `total` steps; hidden when `quiet` or when stderr is not a terminal.
+    pub fn new(total: u64, quiet: bool) -> Progress {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        };
+        Progress { bar }
+    }
+
+    pub fn message(&self, msg: impl Into<String>) {
+        self.bar.set_message(msg.into());
+    }
+
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+
+    /// Prints a line above the bar (or plainly when hidden and not quiet).
+    pub fn println(&self, line: impl AsRef<str>) {
+        self.bar.println(line.as_ref());
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
