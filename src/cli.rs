@@ -29,4 +29,23 @@ pub enum Command {
     Info(experiments::info::InfoArgs),
     /// Verify every kernel and measure fill/read against cuMemsetD32 (run this first).
     Selftest(experiments::selftest::SelftestArgs),
+    /// Compare allocation strategies across sizes: alloc time, first touch, bandwidth, free.
+    Sweep(experiments::sweep::SweepArgs),
+    /// Will a model fit? Weights, KV cache, training state per precision, against a target.
+    Plan(crate::plan::command::PlanArgs),
+}
+
+/// A comma-separated list as one option value. (clap's derive reads `Option<Vec<T>>` as a
+/// repeatable option; a list typed as one value needs this wrapper.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct List<T>(pub Vec<T>);
+
+/// `--sizes` lists.
+pub fn size_list(s: &str) -> std::result::Result<List<u64>, String> {
+    crate::units::parse_size_list(s).map(List).map_err(|e| e.0)
+}
+
+/// `--strategies` lists.
+pub fn strategy_list(s: &str) -> std::result::Result<List<crate::memory::Strategy>, String> {
+    crate::memory::Strategy::parse_list(s).map(List)
 }

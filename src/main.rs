@@ -12,6 +12,8 @@ fn main() {
     let result = match cli.command {
         Command::Info(a) => experiments::info::main(a),
         Command::Selftest(a) => experiments::selftest::main(a),
+        Command::Sweep(a) => experiments::sweep::main(a),
+        Command::Plan(a) => cumemlab::plan::command::main(a),
     };
     let leaks = cumemlab::driver::take_drop_failures();
     for l in &leaks {

@@ -87,6 +87,12 @@ pub struct Stream {
     raw: sys::CUstream,
 }
 
+// SAFETY: a stream handle may be used from any thread on which its context is current; the
+// driver synchronises access to it.
+unsafe impl Send for Stream {}
+// SAFETY: as above.
+unsafe impl Sync for Stream {}
+
 impl Stream {
     /// A new blocking stream (it synchronises with the legacy default stream, which keeps
     /// synchronous driver calls such as `cuMemsetD8` ordered with it).

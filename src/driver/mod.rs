@@ -78,7 +78,7 @@ impl Driver {
     /// and reads the driver version.
     pub fn load() -> Result<Driver> {
         let mut tried = Vec::new();
-        let mut last = String::from("not found");
+        let mut first_error: Option<String> = None;
         let mut candidates: Vec<String> = Vec::new();
         if let Ok(p) = std::env::var("CUMEMLAB_LIBCUDA")
             && !p.is_empty()
@@ -109,17 +109,19 @@ impl Driver {
                     return Ok(d);
                 }
                 Err(e) => {
-                    last = match std::error::Error::source(&e) {
-                        Some(src) => format!("{e}: {src}"),
+                    // The first candidate (libcuda.so.1 through the loader's search path) gives the
+                    // telling message; later ones are fallbacks.
+                    first_error.get_or_insert_with(|| match std::error::Error::source(&e) {
+                        Some(src) => src.to_string(),
                         None => e.to_string(),
-                    };
+                    });
                     tried.push(path);
                 }
             }
         }
         Err(Error::Load {
             tried,
-            reason: last,
+            reason: first_error.unwrap_or_else(|| "not found".into()),
         })
     }
 

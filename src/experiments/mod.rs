@@ -9,6 +9,7 @@
 pub mod env;
 pub mod info;
 pub mod selftest;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,6 +8,7 @@
 //! this is where raw pointers from the driver and from `mmap` become byte slices.
 
 pub mod arch;
+pub mod cpu;
 mod device;
 mod managed;
 mod pageable;

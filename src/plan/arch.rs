@@ -68,7 +68,8 @@ pub struct ParamBreakdown {
     /// RMSNorm weights, all layers plus the final norm.
     pub norm_params: f64,
     pub total_params: f64,
-    /// Parameters a token passes through (MoE: active experts only).
+    /// Parameters a token passes through (MoE: routed experts only; embeddings and lm head
+    /// included, so it exceeds model cards that count one of the two).
     pub active_params: f64,
 }
 

@@ -12,6 +12,7 @@
 
 mod arch;
 mod capacity;
+pub mod command;
 mod estimate;
 mod models;
 mod params;
@@ -411,6 +412,13 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
         return Err(PlanError::Target(format!(
             "target `{}` has 0 bytes: give a profile or a positive size like 80GB",
             opts.target.name
+        )));
+    }
+    if opts.target.budget_bytes() == 0 {
+        return Err(PlanError::Target(format!(
+            "target `{}` leaves nothing after the {} GiB host headroom of a unified-memory target: give a larger size",
+            opts.target.name,
+            UNIFIED_HOST_HEADROOM_BYTES / GIB
         )));
     }
     let (model, mut notes) = resolve_model(opts)?;

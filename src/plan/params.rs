@@ -9,7 +9,7 @@ const MIN_PLAIN_PARAMS: f64 = 1e6;
 /// (trillion), case-insensitive, or a plain number (`7.6e9`, `7_600_000_000`) of at least one
 /// million. Errors are one sentence naming the input and the fix.
 pub fn parse_param_count(input: &str) -> Result<f64, String> {
-    let s = input.trim().replace('_', "").replace(',', "");
+    let s = input.trim().replace(['_', ','], "");
     if s.is_empty() {
         return Err(
             "empty parameter count: give a number like 70B, 8b, 1.5T, 350M or 7.6e9".to_string(),
@@ -37,7 +37,8 @@ pub fn parse_param_count(input: &str) -> Result<f64, String> {
         Some('b') => (&s[..s.len() - 1], 1e9),
         Some('t') => (&s[..s.len() - 1], 1e12),
         Some(c) if c.is_ascii_digit() || c == '.' => (s.as_str(), 1.0),
-        Some(c) => {
+        Some(_) => {
+            let c = s.chars().last().unwrap_or(' ');
             return Err(format!(
                 "parameter count `{input}` has an unknown suffix `{c}`: use K, M, B (billion) or T, or plain notation like 7.6e9"
             ));
