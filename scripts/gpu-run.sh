@@ -8,13 +8,16 @@
 #   info       cumemlab info (table and JSON)
 #   sweep      the default cumemlab sweep (table, JSON, CSV)
 #   CMD:ARGS   any other cumemlab subcommand, e.g. "probe:--strategies device,managed"
-# Every step's output goes to $OUT/<step>.log (and result files beside it); the exit code is
-# non-zero when any step failed.
+# Every step's output goes to <work>/<step>.log (result files beside it, under $RESULTS inside
+# step arguments); at the end everything is packed into $OUT/results.tgz (the device tool returns
+# at most 8 files). The exit code is non-zero when any step failed.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=${OUT:-/tmp/cumemlab-out}
+final=${OUT:-/tmp/cumemlab-out}
+out="$final/results"
 mkdir -p "$out"
+export RESULTS="$out"
 export CARGO_MANIFEST_DIR="$repo" CUMEMLAB_BIN="$here/cumemlab" CUMEMLAB_REQUIRE_GPU=1
 bin="$here/cumemlab"
 status=0
@@ -41,10 +44,12 @@ for s in "$@"; do
     sanitize)
       if ! command -v compute-sanitizer >/dev/null; then echo "compute-sanitizer not found"; status=1; continue; fi
       kt="$here/tests/gpu_foundation"
+      export CUMEMLAB_TEST_BYTES=$((64 << 20))  # sanitizers slow kernels down 10-100x
       for tool in "memcheck --leak-check full" racecheck initcheck; do
         # shellcheck disable=SC2086
         step "sanitize-${tool%% *}" compute-sanitizer --tool $tool --error-exitcode 99 "$kt" --test-threads=1
-      done ;;
+      done
+      unset CUMEMLAB_TEST_BYTES ;;
     selftest)
       step selftest "$bin" selftest
       "$bin" selftest --json --quiet >"$out/selftest.json" 2>>"$out/selftest.log" || status=1 ;;
@@ -55,11 +60,16 @@ for s in "$@"; do
       step sweep "$bin" sweep --out "$out/sweep.json" ;;
     *:*)
       cmd=${s%%:*}; args=${s#*:}
+      # Steps may name $RESULTS in their arguments (single-quoted by the caller).
+      args=${args//\$RESULTS/$out}
+      name=$cmd; n=1
+      while [ -e "$out/$name.log" ]; do n=$((n + 1)); name="$cmd-$n"; done
       # shellcheck disable=SC2086
-      step "$cmd" "$bin" "$cmd" $args ;;
+      step "$name" "$bin" "$cmd" $args ;;
     *)
       step "$s" "$bin" "$s" ;;
   esac
 done
-echo "=== all steps done, status $status"
+tar czf "$final/results.tgz" -C "$final" results && rm -rf "$out"
+echo "=== all steps done, status $status; results in $final/results.tgz"
 exit $status
