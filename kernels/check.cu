@@ -11,11 +11,13 @@ extern "C" __global__ void cml_check(const uint8_t* __restrict__ base, uint64_t 
     unsigned long long lo = ~0ull;
     for (uint64_t j = cml_tid(); j < nvec; j += stride) {
         const uint4 x = v[j];
+        const uint4 e = cml_pattern_vec(j, seed);
         const uint64_t w = j << 2;
         const uint32_t got[4] = {x.x, x.y, x.z, x.w};
+        const uint32_t want[4] = {e.x, e.y, e.z, e.w};
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-            if (got[q] != cml_pattern(w + q, seed)) {
+            if (got[q] != want[q]) {
                 ++n;
                 const unsigned long long off = (w + q) * 4;
                 lo = off < lo ? off : lo;

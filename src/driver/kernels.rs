@@ -379,11 +379,16 @@ fn check_stride(stride: u64) -> Result<()> {
     Ok(())
 }
 
-/// Word `i` of the pattern of `seed` (mirror of `cml_pattern` in kernels/pattern.cuh).
+/// The per-lane constants of the pattern (mirror of `CML_LANE*` in kernels/pattern.cuh).
+const LANES: [u32; 4] = [0x0000_0000, 0x68E3_1DA4, 0xB529_7A4D, 0x1B56_C4E9];
+
+/// Word `i` of the pattern of `seed` (mirror of `cml_pattern` in kernels/pattern.cuh): the hash
+/// of its 16-byte vector `i / 4`, xor the constant of its lane `i % 4`.
 pub fn host_pattern_word(i: u64, seed: u32) -> u32 {
-    let mut x = (i as u32) ^ ((i >> 32) as u32).wrapping_mul(0x85EB_CA6B) ^ seed;
+    let j = i >> 2;
+    let mut x = (j as u32) ^ ((j >> 32) as u32).wrapping_mul(0x85EB_CA6B) ^ seed;
     x = x.wrapping_mul(0x9E37_79B1);
-    x ^ (x >> 15)
+    (x ^ (x >> 15)) ^ LANES[(i & 3) as usize]
 }
 
 /// Byte `k` of the pattern (mirror of `cml_pattern_byte`).
@@ -428,18 +433,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pattern_is_a_bijection_on_neighbours() {
+    fn pattern_catches_misplaced_words() {
         let seed = 0x1234_5678;
         let mut seen = std::collections::HashSet::new();
-        for i in 0..100_000u64 {
+        // The vector hash is a bijection of the vector index: lane 0 never repeats...
+        for j in 0..100_000u64 {
             assert!(
-                seen.insert(host_pattern_word(i, seed)),
-                "pattern repeats at {i}"
+                seen.insert(host_pattern_word(4 * j, seed)),
+                "vector hash repeats at {j}"
+            );
+            // ...the four words of a vector differ...
+            let w: Vec<u32> = (0..4).map(|q| host_pattern_word(4 * j + q, seed)).collect();
+            assert!(
+                w[0] != w[1]
+                    && w[0] != w[2]
+                    && w[0] != w[3]
+                    && w[1] != w[2]
+                    && w[1] != w[3]
+                    && w[2] != w[3]
+            );
+            // ...and each word differs from the same lane of the next vector (a misplaced store).
+            assert!(
+                (0..4).all(|q| host_pattern_word(4 * j + q, seed)
+                    != host_pattern_word(4 * j + 4 + q, seed))
             );
         }
         assert_ne!(host_pattern_word(7, 1), host_pattern_word(7, 2));
         // Words above 2^32 differ from their low-half twins.
-        assert_ne!(host_pattern_word(5, 9), host_pattern_word(5 + (1 << 32), 9));
+        assert_ne!(host_pattern_word(5, 9), host_pattern_word(5 + (1 << 34), 9));
     }
 
     #[test]

@@ -719,7 +719,14 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
             continue;
         };
         let extra = first.ms_median - second.ms_median;
-        if extra > 0.5 * first.ms_median && extra > 1.0 {
+        if let Some(p) = find(rows, dev, st, big, phase::PREFETCH) {
+            at_touch.push(format!(
+                "{st} (populated by cuMemPrefetchAsync before the first touch: {:.1} ms, {:.1} GB/s; first GPU touch then {:.1} ms)",
+                p.ms_median,
+                p.gbps.unwrap_or(0.0),
+                first.ms_median
+            ));
+        } else if extra > 0.5 * first.ms_median && extra > 1.0 {
             at_touch.push(format!(
                 "{st} (first GPU touch {:.1} ms vs {:.1} ms warm: {:.1} ms per GiB, about {:.1} GB/s of population or migration)",
                 first.ms_median,

@@ -8,9 +8,7 @@ use super::*;
 use crate::units::{GB, GIB};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/plan")
-        .join(name)
+    crate::test_support::fixture(&format!("plan/{name}"))
 }
 
 fn arch(key: &str) -> Architecture {
