@@ -33,5 +33,6 @@ for line in sys.stdin:
         print("bundled", out)
 ' "$bundle/tests"
 cp scripts/gpu-run.sh "$bundle/run.sh"
-chmod +x "$bundle/run.sh"
+cp scripts/interrupt-test.sh "$bundle/interrupt-test.sh"
+chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh"
 du -sh "$bundle"

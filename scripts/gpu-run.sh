@@ -6,7 +6,8 @@
 #   sanitize   compute-sanitizer memcheck (leak check), racecheck, initcheck on the kernel tests
 #   selftest   cumemlab selftest (table and JSON)
 #   info       cumemlab info (table and JSON)
-#   sweep      the default cumemlab sweep (table, JSON, CSV)
+#   sweep      the default cumemlab sweep (table, JSON)
+#   interrupt  scripts/interrupt-test.sh: SIGINT/SIGKILL at several moments of real runs
 #   CMD:ARGS   any other cumemlab subcommand, e.g. "probe:--strategies device,managed"
 # Every step's output goes to <work>/<step>.log (result files beside it, under $RESULTS inside
 # step arguments); at the end everything is packed into $OUT/results.tgz (the device tool returns
@@ -60,6 +61,8 @@ for s in "$@"; do
       "$bin" info --json >"$out/info.json" 2>>"$out/info.log" || status=1 ;;
     sweep)
       step sweep "$bin" sweep --out "$out/sweep.json" ;;
+    interrupt)
+      step interrupt "$here/interrupt-test.sh" "$bin" "$out/interrupt" ;;
     *:*)
       cmd=${s%%:*}; args=${s#*:}
       # Steps may name $RESULTS in their arguments (single-quoted by the caller).
