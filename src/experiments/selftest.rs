@@ -360,10 +360,10 @@ pub fn render(r: &SelftestReport) -> String {
 )]
 pub struct SelftestArgs {
     /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", value_parser = super::DeviceSel::parse)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = super::DeviceSel::parse)]
     pub device: super::DeviceSel,
     /// Buffer size for the bandwidth runs (default 4GiB, less on small cards).
-    #[arg(long, value_parser = crate::units::parse_size)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::units::parse_size)]
     pub size: Option<u64>,
     /// Timed runs per bandwidth figure (after one discarded warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -173,11 +173,22 @@ pub fn default_sizes(usable: u64) -> Vec<u64> {
     v
 }
 
-/// What one device's sweep produced, for the summary.
+/// What one device's sweep needs, and the wall time spent per phase.
 struct Ctx<'a> {
     gpu: &'a Gpu,
     opts: &'a SweepOptions,
     dev: i32,
+    clock: std::cell::RefCell<(Instant, std::collections::BTreeMap<&'static str, f64>)>,
+}
+
+impl Ctx<'_> {
+    /// Charges the wall time since the last lap to `phase`.
+    fn lap(&self, phase: &'static str) {
+        let mut c = self.clock.borrow_mut();
+        let dt = c.0.elapsed().as_secs_f64();
+        *c.1.entry(phase).or_insert(0.0) += dt;
+        c.0 = Instant::now();
+    }
 }
 
 /// The whole-sweep document type.
@@ -216,7 +227,12 @@ fn run_device(
         Some(s) => s.clone(),
         None => default_sizes(usable_bytes(gpu)?),
     };
-    let c = Ctx { gpu, opts, dev };
+    let c = Ctx {
+        gpu,
+        opts,
+        dev,
+        clock: std::cell::RefCell::new((Instant::now(), Default::default())),
+    };
     let progress = Progress::new((strategies.len() * sizes.len()) as u64, opts.quiet);
     for &size in &sizes {
         for &st in &strategies {
@@ -244,6 +260,18 @@ fn run_device(
         }
     }
     progress.finish();
+    let clock = c.clock.borrow();
+    let total: f64 = clock.1.values().sum();
+    let mut parts: Vec<(&&str, &f64)> = clock.1.iter().collect();
+    parts.sort_by(|a, b| b.1.total_cmp(a.1));
+    sink.doc.notes.push(format!(
+        "device {dev}: wall time by phase: {}",
+        parts
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1} s ({:.0}%)", 100.0 * **s / total.max(1e-9)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     Ok(())
 }
 
@@ -312,6 +340,7 @@ fn combination(
     if !allowed(c, st, size, sink, progress)? {
         return Ok(());
     }
+    c.lap("setup and safety checks");
 
     // 1. alloc, with accounting around it.
     let before = Snapshot::take(gpu)?;
@@ -334,6 +363,7 @@ fn combination(
     }
     let ptr: DevicePtr = a.device_ptr();
     let writable = a.writable();
+    c.lap(phase::ALLOC);
     check_interrupt()?;
 
     // 2. prefetch (managed+prefetch).
@@ -342,6 +372,7 @@ fn combination(
         let mut r = SweepRow::new(dev, st, size, phase::PREFETCH).times(&[ms]);
         r.gbps = Some(gbps(size, ms));
         sink.push(r)?;
+        c.lap(phase::PREFETCH);
     }
 
     // 3-4. GPU first and second touch (a read-only touch for read-only file mappings).
@@ -367,6 +398,7 @@ fn combination(
             .times(&[second])
             .pages(pages),
     )?;
+    c.lap("gpu touches");
     check_interrupt()?;
 
     // 5-6. bandwidth: fill then read (never read zero-filled data), plus baselines on `device`.
@@ -382,6 +414,7 @@ fn combination(
     let mut r = SweepRow::new(dev, st, size, phase::READ).times(&reads);
     r.gbps = Some(gbps(size, r.ms_median));
     sink.push(r)?;
+    c.lap("fill and read bandwidth");
     check_interrupt()?;
 
     // 7. verify: the check kernel over everything, and the CPU on a sample where it can reach.
@@ -407,8 +440,10 @@ fn combination(
         }
     }
 
+    c.lap(phase::VERIFY);
     if st == Strategy::Device {
         baselines(c, ptr, size, sink)?;
+        c.lap("baselines");
     }
 
     // 8. free.
@@ -424,6 +459,7 @@ fn combination(
     for r in step_rows(dev, st, size, "free", &free_steps) {
         sink.push(r)?;
     }
+    c.lap(phase::FREE);
     check_interrupt()?;
 
     // 9. CPU-first variant: a fresh allocation touched by the CPU, then by the GPU.
@@ -450,6 +486,7 @@ fn combination(
             )?;
         }
         b.free()?;
+        c.lap("CPU-first variant (alloc, CPU touch, GPU touch, free)");
     }
     Ok(())
 }
@@ -832,22 +869,22 @@ pub struct SweepArgs {
     #[arg(long, value_parser = crate::cli::strategy_list)]
     pub strategies: Option<crate::cli::List<Strategy>>,
     /// Sizes, with units (512MiB,1GiB,4GB). Default: 256MiB, 1GiB, 4GiB, 16GiB and a quarter of the usable memory, within the safety limits.
-    #[arg(long, value_parser = crate::cli::size_list)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::size_list)]
     pub sizes: Option<crate::cli::List<u64>>,
     /// Timed runs per bandwidth figure (after a discarded warm-up).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
     /// Bytes between touches (default: the kernel's page size).
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_size)]
     pub page_stride: Option<u64>,
     /// CPU threads for the CPU-first touches.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpu_threads: u32,
     /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", value_parser = DeviceSel::parse)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = DeviceSel::parse)]
     pub device: DeviceSel,
     /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
-    #[arg(long, default_value = "8GiB", value_parser = parse_size)]
+    #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub headroom: u64,
     /// Allocate past the safety ceiling (prints a warning). Can wedge a unified-memory host.
     #[arg(long)]
@@ -897,6 +934,9 @@ pub fn main(args: SweepArgs) -> Result<()> {
         return Err(Error::usage(format!(
             "--page-stride {page_stride}B must be a multiple of 4 bytes"
         )));
+    }
+    if let Some(out) = &args.out {
+        crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;

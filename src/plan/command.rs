@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 )]
 pub struct PlanArgs {
     /// Parameter count, e.g. 70B or 7.6e9.
-    #[arg(long, conflicts_with_all = ["model", "config"])]
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["model", "config"])]
     pub params: Option<String>,
     /// A model from the built-in table (see below).
     #[arg(long, conflicts_with = "config")]
