@@ -25,12 +25,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole lab in one command: every experiment, a results folder with report.md/report.html and plots.
+    Lab(experiments::lab::LabArgs),
+    /// Results from different machines or runs side by side: one table per experiment with ratios, plots with one series per machine.
+    Compare(experiments::compare::CompareArgs),
     /// The host, the driver, each GPU's memory architecture and which strategies it supports.
     Info(experiments::info::InfoArgs),
     /// Verify every kernel and measure fill/read against cuMemsetD32 (run this first).
     Selftest(experiments::selftest::SelftestArgs),
     /// Compare allocation strategies across sizes: alloc time, first touch, bandwidth, free.
     Sweep(experiments::sweep::SweepArgs),
+    /// Allocate a model's named tensors (preset, --model, or spec file): per-tensor time, totals vs accounting, fragmentation.
+    Layout(experiments::layout::LayoutArgs),
+    /// How much can really be allocated, per strategy: the largest single allocation and the cumulative maximum, and why each stopped.
+    Probe(experiments::probe::ProbeArgs),
+    /// The page cache against GPU memory: status, --drop, --fill, --evict, and the `cache effect` experiment.
+    Cache(experiments::cache::CacheArgs),
+    /// A live view of device free/total, MemAvailable, MemFree, Cached and SwapFree, like top.
+    Watch(experiments::watch::WatchArgs),
     /// Will a model fit? Weights, KV cache, training state per precision, against a target.
     Plan(crate::plan::command::PlanArgs),
 }

@@ -10,9 +10,15 @@ fn main() {
     let cli = Cli::parse();
     experiments::install_interrupt_handlers();
     let result = match cli.command {
+        Command::Lab(a) => experiments::lab::main(a),
+        Command::Compare(a) => experiments::compare::main(a),
         Command::Info(a) => experiments::info::main(a),
         Command::Selftest(a) => experiments::selftest::main(a),
         Command::Sweep(a) => experiments::sweep::main(a),
+        Command::Layout(a) => experiments::layout::main(a),
+        Command::Probe(a) => experiments::probe::main(a),
+        Command::Cache(a) => experiments::cache::main(a),
+        Command::Watch(a) => experiments::watch::main(a),
         Command::Plan(a) => cumemlab::plan::command::main(a),
     };
     let leaks = cumemlab::driver::take_drop_failures();

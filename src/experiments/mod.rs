@@ -6,10 +6,16 @@
 //! the environment recorded in every result file, and the interruption flag (Ctrl-C/SIGTERM end
 //! the current phase, free everything, write what was measured, exit 130).
 
+pub mod cache;
+pub mod compare;
 pub mod env;
 pub mod info;
+pub mod lab;
+pub mod layout;
+pub mod probe;
 pub mod selftest;
 pub mod sweep;
+pub mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -277,7 +277,8 @@ pub fn bisect(
 
 /// The cumulative maximum: adds chunks of `chunk` bytes while `limit(held)` (the most the next
 /// chunk may take, given what is held) allows a whole chunk, until one fails. The caller owns
-/// the chunks `add` made and frees them afterwards.
+/// the chunks `add` made and frees them afterwards. The limit reported is a total (what was held
+/// plus what the next chunk could take).
 pub fn accumulate(
     chunk: u64,
     mut limit: impl FnMut(u64) -> Result<Limit>,
@@ -292,7 +293,11 @@ pub fn accumulate(
             break;
         }
         let lim = if held == 0 { first } else { limit(held)? };
-        s.limit = lim;
+        // Reported as a total: what is held plus what the next chunk could have taken.
+        s.limit = Limit {
+            bytes: held.saturating_add(lim.bytes),
+            bound: lim.bound,
+        };
         if chunk == 0 || chunk > lim.bytes {
             s.stop = if held == 0 {
                 StopReason::NothingAllowed
@@ -414,17 +419,17 @@ impl MaxSel {
 pub fn ceiling_reason(budget: &Budget, st: Strategy) -> String {
     let allowance = format!(
         "MemAvailable {} minus headroom {}",
-        fmt_bytes(budget.mem_available),
-        fmt_bytes(budget.headroom)
+        gib2(budget.mem_available),
+        gib2(budget.headroom)
     );
     if budget.unified {
         return format!("unified memory: {allowance}");
     }
     match st.info().backing {
-        Backing::Device => format!("cuMemGetInfo free {}", fmt_bytes(budget.device_free)),
+        Backing::Device => format!("cuMemGetInfo free {}", gib2(budget.device_free)),
         Backing::Managed => format!(
             "managed memory stays within the card's free memory ({}) and the host's {allowance}",
-            fmt_bytes(budget.device_free)
+            gib2(budget.device_free)
         ),
         Backing::Host => format!("host memory: {allowance}"),
     }
@@ -598,7 +603,10 @@ pub fn run_gpu(
 ) -> Result<()> {
     opts.validate()?;
     let dev = gpu.device.ordinal();
-    let progress = Progress::new((opts.strategies.len() * opts.kinds.len()) as u64, opts.quiet);
+    let progress = Progress::new(
+        (opts.strategies.len() * opts.kinds.len()) as u64,
+        opts.quiet,
+    );
     if opts.force {
         progress.println(format!(
             "WARNING: --force: device {dev}: probing past the safety ceiling up to the physical size{}; managed memory on a discrete card still stops at cuMemGetInfo free",
@@ -703,7 +711,7 @@ pub fn probe_one(
         }
     };
     let elapsed_ms = t.elapsed().as_secs_f64() * 1e3;
-    let stop_detail = stop_detail(&search, &start_budget, st, kind, force.is_some());
+    let stop_detail = stop_detail(&search, &start_budget, st, kind, step, force.is_some());
     let m = &before.meminfo;
     Ok(ProbeRow {
         device: dev,
@@ -733,10 +741,17 @@ pub fn probe_one(
 }
 
 /// The sentence saying why a search stopped.
-fn stop_detail(s: &Search, budget: &Budget, st: Strategy, kind: ProbeKind, forced: bool) -> String {
-    let what = match kind {
-        ProbeKind::Single => "the next size",
-        ProbeKind::Cumulative => "the next chunk",
+fn stop_detail(
+    s: &Search,
+    budget: &Budget,
+    st: Strategy,
+    kind: ProbeKind,
+    step: u64,
+    forced: bool,
+) -> String {
+    let near = match kind {
+        ProbeKind::Single => format!("within {} of", fmt_bytes(step)),
+        ProbeKind::Cumulative => format!("one more {} chunk would pass", fmt_bytes(step)),
     };
     match s.stop {
         StopReason::Failure => format!(
@@ -746,8 +761,8 @@ fn stop_detail(s: &Search, budget: &Budget, st: Strategy, kind: ProbeKind, force
         ),
         StopReason::SafetyCeiling => {
             let mut t = format!(
-                "stopped at the safety ceiling, not at a failure: {what} would pass {} ({})",
-                fmt_bytes(s.limit.bytes),
+                "stopped at the safety ceiling, not at a failure: {near} the {} allowed ({})",
+                gib2(s.limit.bytes),
                 ceiling_reason(budget, st)
             );
             if forced {
@@ -759,26 +774,31 @@ fn stop_detail(s: &Search, budget: &Budget, st: Strategy, kind: ProbeKind, force
         }
         StopReason::MaxCap => format!(
             "stopped at the --max cap of {}, not at a failure{}",
-            fmt_bytes(s.limit.bytes),
+            gib2(s.limit.bytes),
             if st.info().backing == Backing::Host && !budget.unified {
-                " (host memory strategies on a discrete GPU are capped at 32 GiB by default: pinning costs about 0.3 s per GB; `--max none` lifts it)"
+                " (host memory strategies on a discrete GPU are capped at 32 GiB by default: pinning costs about 0.3 to 0.5 s per GB; `--max none` lifts it)"
             } else {
                 ""
             }
         ),
         StopReason::Physical => format!(
             "stopped at the physical size {} (--force), not at a failure",
-            fmt_bytes(s.limit.bytes)
+            gib2(s.limit.bytes)
         ),
         StopReason::Interrupted => {
             "interrupted before the search ended: the figure is a lower bound".to_string()
         }
         StopReason::NothingAllowed => format!(
             "nothing tried: the limit {} is below one step ({})",
-            fmt_bytes(s.limit.bytes),
+            gib2(s.limit.bytes),
             ceiling_reason(budget, st)
         ),
     }
+}
+
+/// GiB with two decimals (the sentences compare figures a few hundred MiB apart).
+fn gib2(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / GIB as f64)
 }
 
 /// Out-of-memory from the memory layer or a kernel is a result; anything else is an error.
@@ -967,19 +987,19 @@ impl KindSel {
 )]
 pub struct ProbeArgs {
     /// Strategies to probe (comma-separated keys, or `all`). Default: device, managed, pinned, registered, pageable, pool, vmm (those the device supports).
-    #[arg(long, value_parser = crate::cli::strategy_list)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::strategy_list)]
     pub strategies: Option<crate::cli::List<Strategy>>,
     /// Which figure: the largest single allocation, the cumulative maximum, or both.
     #[arg(long, value_enum, default_value = "both")]
     pub kind: KindSel,
     /// Bisection resolution of the single-allocation search (a multiple of 2 MiB).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "256MiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub resolution: u64,
     /// Chunk size of the cumulative search (a multiple of 2 MiB).
-    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    #[arg(long, default_value = "1GiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub chunk: u64,
-    /// Stop searching at this size: a size, `none`, or `auto` (no cap, except 32 GiB for the host-memory strategies pinned, registered and pageable on discrete GPUs, where pinning costs about 0.3 s per GB).
-    #[arg(long, default_value = "auto", value_parser = MaxSel::parse)]
+    /// Stop searching at this size: a size, `none`, or `auto` (no cap, except 32 GiB for the host-memory strategies pinned, registered and pageable on discrete GPUs, where pinning costs about 0.3 to 0.5 s per GB).
+    #[arg(long, default_value = "auto", allow_hyphen_values = true, value_parser = MaxSel::parse)]
     pub max: MaxSel,
     /// Touch every allocation from the GPU (one write per page) before counting it. Default: on for managed and pageable, which are populated lazily.
     #[arg(long, conflicts_with = "no_touch")]
@@ -988,10 +1008,10 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub no_touch: bool,
     /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", value_parser = DeviceSel::parse)]
+    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = DeviceSel::parse)]
     pub device: DeviceSel,
     /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
-    #[arg(long, default_value = "8GiB", value_parser = parse_size)]
+    #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub headroom: u64,
     /// Probe past the safety ceiling up to the physical size (prints a warning; can wedge a unified-memory host). Managed memory on a discrete card still stops at cuMemGetInfo free.
     #[arg(long)]
@@ -1035,6 +1055,9 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         quiet: args.quiet,
     };
     opts.validate()?;
+    if let Some(out) = &args.out {
+        crate::report::sink::check_writable(out)?;
+    }
     let drv = require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;
     let env = Environment::collect(Some(&ordinals));
@@ -1132,7 +1155,10 @@ mod tests {
     fn bisection_edge_cases() {
         // The floor fails: nothing fits.
         let (s, _) = sim_bisect(100 * MIB, 10 * GIB, Bound::SafetyCeiling, 256 * MIB);
-        assert_eq!((s.stop, s.max_bytes, s.attempts), (StopReason::Failure, 0, 1));
+        assert_eq!(
+            (s.stop, s.max_bytes, s.attempts),
+            (StopReason::Failure, 0, 1)
+        );
         // A ceiling below one alignment step: nothing tried.
         let (s, tried) = sim_bisect(u64::MAX, MIB, Bound::SafetyCeiling, 256 * MIB);
         assert_eq!((s.stop, s.max_bytes), (StopReason::NothingAllowed, 0));
@@ -1140,7 +1166,10 @@ mod tests {
         // A ceiling under the resolution: one attempt at the ceiling.
         let (s, tried) = sim_bisect(u64::MAX, 100 * MIB, Bound::SafetyCeiling, 256 * MIB);
         assert_eq!(tried, vec![100 * MIB]);
-        assert_eq!((s.stop, s.max_bytes), (StopReason::SafetyCeiling, 100 * MIB));
+        assert_eq!(
+            (s.stop, s.max_bytes),
+            (StopReason::SafetyCeiling, 100 * MIB)
+        );
     }
 
     #[test]
@@ -1180,7 +1209,14 @@ mod tests {
         let mut held = 0u64;
         let s = accumulate(
             GIB,
-            |h| Ok(chunk_limit(lim(80 * GIB, Bound::SafetyCeiling), lim(80 * GIB, Bound::SafetyCeiling), None, h)),
+            |h| {
+                Ok(chunk_limit(
+                    lim(80 * GIB, Bound::SafetyCeiling),
+                    lim(80 * GIB, Bound::SafetyCeiling),
+                    None,
+                    h,
+                ))
+            },
             |b| {
                 Ok(if held + b <= 10 * GIB + GIB / 2 {
                     held += b;
@@ -1192,33 +1228,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.stop, s.max_bytes), (StopReason::Failure, 10 * GIB));
+        // The limit is a total: what was held plus what the next chunk could take.
+        assert_eq!(s.limit.bytes, 80 * GIB);
         assert_eq!(s.first_failure_bytes, Some(11 * GIB));
         assert_eq!((s.attempts, s.failures), (11, 1));
         // A unified host whose ceiling falls as memory is taken (MemAvailable drops by what is
         // held): stops at the ceiling with what fits.
-        let mut held = 0u64;
         let start = lim(20 * GIB + 512 * MIB, Bound::SafetyCeiling);
         let s = accumulate(
             GIB,
             |h| {
-                let now = lim(20 * GIB + 512 * MIB - held, Bound::SafetyCeiling);
+                let now = lim(20 * GIB + 512 * MIB - h, Bound::SafetyCeiling);
                 Ok(chunk_limit(now, start, None, h))
             },
-            |b| {
-                held += b;
-                Ok(Attempt::Fit)
-            },
-        )
-        .unwrap();
-        assert_eq!((s.stop, s.max_bytes), (StopReason::SafetyCeiling, 20 * GIB));
-        // A cap.
-        let s = accumulate(
-            GIB,
-            |h| Ok(chunk_limit(lim(100 * GIB, Bound::SafetyCeiling), lim(100 * GIB, Bound::SafetyCeiling), Some(32 * GIB), h)),
             |_| Ok(Attempt::Fit),
         )
         .unwrap();
-        assert_eq!((s.stop, s.max_bytes, s.attempts), (StopReason::MaxCap, 32 * GIB, 32));
+        assert_eq!((s.stop, s.max_bytes), (StopReason::SafetyCeiling, 20 * GIB));
+        assert_eq!(s.limit.bytes, 20 * GIB + 512 * MIB);
+        // A cap.
+        let s = accumulate(
+            GIB,
+            |h| {
+                Ok(chunk_limit(
+                    lim(100 * GIB, Bound::SafetyCeiling),
+                    lim(100 * GIB, Bound::SafetyCeiling),
+                    Some(32 * GIB),
+                    h,
+                ))
+            },
+            |_| Ok(Attempt::Fit),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.stop, s.max_bytes, s.attempts),
+            (StopReason::MaxCap, 32 * GIB, 32)
+        );
+        assert_eq!(s.limit, lim(32 * GIB, Bound::MaxCap));
     }
 
     #[test]
@@ -1261,7 +1307,10 @@ mod tests {
         for st in DEFAULT_STRATEGIES {
             let l = ceiling_limit(&b, *st, None);
             assert_eq!((l.bytes, l.bound), (want, Bound::SafetyCeiling), "{st}");
-            assert!(l.bytes > m.mem_free, "the page cache does not lower the ceiling");
+            assert!(
+                l.bytes > m.mem_free,
+                "the page cache does not lower the ceiling"
+            );
             // No default cap on unified memory: host memory is the GPU's memory there.
             assert_eq!(MaxSel::Auto.cap_for(*st, true), None);
         }
@@ -1272,7 +1321,10 @@ mod tests {
             mem_total: m.mem_total,
         };
         let l = ceiling_limit(&b, Strategy::Pinned, Some(f));
-        assert_eq!((l.bytes, l.bound), (align_down(m.mem_total), Bound::Physical));
+        assert_eq!(
+            (l.bytes, l.bound),
+            (align_down(m.mem_total), Bound::Physical)
+        );
     }
 
     #[test]
@@ -1286,7 +1338,10 @@ mod tests {
         }
         // managed: the card's free memory, though the host has more.
         assert!(m.mem_available - DEFAULT_HEADROOM > free);
-        assert_eq!(ceiling_limit(&b, Strategy::Managed, None).bytes, align_down(free));
+        assert_eq!(
+            ceiling_limit(&b, Strategy::Managed, None).bytes,
+            align_down(free)
+        );
         // host-backed: the host's allowance, capped at 32 GiB by default.
         let pinned = ceiling_limit(&b, Strategy::Pinned, None);
         assert_eq!(pinned.bytes, align_down(m.mem_available - DEFAULT_HEADROOM));
@@ -1318,7 +1373,10 @@ mod tests {
             mem_available: 20 * GIB,
             ..b
         };
-        assert_eq!(ceiling_limit(&small, Strategy::Managed, None).bytes, 12 * GIB);
+        assert_eq!(
+            ceiling_limit(&small, Strategy::Managed, None).bytes,
+            12 * GIB
+        );
         let r = ceiling_reason(&small, Strategy::Managed);
         assert!(r.contains("free memory") && r.contains("headroom"), "{r}");
     }
@@ -1343,15 +1401,40 @@ mod tests {
         let (b, _) = budget("h100-host.txt", false, 79 * GIB);
         let mut s = Search::new(lim(79 * GIB, Bound::SafetyCeiling));
         s.stop = StopReason::SafetyCeiling;
-        let t = stop_detail(&s, &b, Strategy::Device, ProbeKind::Single, false);
-        assert!(t.starts_with("stopped at the safety ceiling, not at a failure"), "{t}");
-        assert!(t.contains("cuMemGetInfo free 79 GiB"), "{t}");
-        let t = stop_detail(&s, &b, Strategy::Managed, ProbeKind::Single, true);
+        let t = stop_detail(
+            &s,
+            &b,
+            Strategy::Device,
+            ProbeKind::Single,
+            256 * MIB,
+            false,
+        );
+        assert!(
+            t.starts_with("stopped at the safety ceiling, not at a failure: within 256 MiB of the 79.00 GiB allowed"),
+            "{t}"
+        );
+        assert!(t.contains("cuMemGetInfo free 79.00 GiB"), "{t}");
+        let t = stop_detail(&s, &b, Strategy::Device, ProbeKind::Cumulative, GIB, false);
+        assert!(
+            t.contains("one more 1 GiB chunk would pass the 79.00 GiB allowed"),
+            "{t}"
+        );
+        let t = stop_detail(
+            &s,
+            &b,
+            Strategy::Managed,
+            ProbeKind::Single,
+            256 * MIB,
+            true,
+        );
         assert!(t.contains("--force does not lift this one"), "{t}");
         s.stop = StopReason::MaxCap;
         s.limit = lim(32 * GIB, Bound::MaxCap);
-        let t = stop_detail(&s, &b, Strategy::Pinned, ProbeKind::Cumulative, false);
-        assert!(t.contains("--max cap of 32 GiB") && t.contains("--max none"), "{t}");
+        let t = stop_detail(&s, &b, Strategy::Pinned, ProbeKind::Cumulative, GIB, false);
+        assert!(
+            t.contains("--max cap of 32.00 GiB") && t.contains("--max none"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -1385,8 +1468,14 @@ mod tests {
         assert_eq!(j["kind"], "single");
         assert_eq!(j["stop_reason"], "safety_ceiling");
         let csv = String::from_utf8(to_csv(std::slice::from_ref(&r)).unwrap()).unwrap();
-        assert!(csv.starts_with("device,strategy,kind,max_bytes,stop_reason,"), "{csv}");
-        assert!(csv.contains("0,device,single,83751862272,safety_ceiling,"), "{csv}");
+        assert!(
+            csv.starts_with("device,strategy,kind,max_bytes,stop_reason,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("0,device,single,83751862272,safety_ceiling,"),
+            "{csv}"
+        );
         let back: ProbeRow = csv::Reader::from_reader(csv.as_bytes())
             .deserialize()
             .next()

@@ -37,35 +37,56 @@ pub fn drop_caches_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DROP_CACHES))
 }
 
-/// Drops the page cache, dentries and inodes: checks root and opens `path` for writing first (so a
-/// refusal changes nothing), then `sync` and writes `3`. Not root, or a write the kernel refuses
-/// (a read-only `/proc/sys` in a container), is a usage error naming the fix.
-pub fn drop_caches(path: &Path, is_root: bool) -> Result<()> {
+/// `drop_caches`, opened for writing: holding one means the refusals are behind.
+pub struct DropSwitch {
+    file: File,
+    path: PathBuf,
+}
+
+/// Checks root and opens `path` for writing, changing nothing: not root, or an open the kernel
+/// refuses (a read-only `/proc/sys` in a container), is a usage error naming the fix.
+pub fn open_drop_switch(path: &Path, is_root: bool) -> Result<DropSwitch> {
     if !is_root {
         return Err(Error::usage(format!(
             "dropping the page cache needs root (writing {}): {DROP_FIX}",
             path.display()
         )));
     }
-    let mut f = match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if is_permission(&e) => {
-            return Err(Error::usage(format!(
-                "the kernel refused to open {} for writing ({e}), even as root (a read-only /proc/sys in a container?): {DROP_FIX} on the host itself",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    nix::unistd::sync();
-    match f.write_all(b"3\n") {
-        Ok(()) => Ok(()),
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+    {
+        Ok(file) => Ok(DropSwitch {
+            file,
+            path: path.to_path_buf(),
+        }),
         Err(e) if is_permission(&e) => Err(Error::usage(format!(
-            "the kernel refused the write to {} ({e}): {DROP_FIX}",
+            "the kernel refused to open {} for writing ({e}), even as root (a read-only /proc/sys in a container?): {DROP_FIX} on the host itself",
             path.display()
         ))),
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+impl DropSwitch {
+    /// `sync`, then `3`: drops the page cache, dentries and inodes.
+    pub fn drop_caches(mut self) -> Result<()> {
+        nix::unistd::sync();
+        match self.file.write_all(b"3\n") {
+            Ok(()) => Ok(()),
+            Err(e) if is_permission(&e) => Err(Error::usage(format!(
+                "the kernel refused the write to {} ({e}): {DROP_FIX}",
+                self.path.display()
+            ))),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+}
+
+/// [`open_drop_switch`], then [`DropSwitch::drop_caches`].
+pub fn drop_caches(path: &Path, is_root: bool) -> Result<()> {
+    open_drop_switch(path, is_root)?.drop_caches()
 }
 
 fn is_permission(e: &std::io::Error) -> bool {
@@ -119,14 +140,12 @@ pub fn default_fill_dir() -> PathBuf {
 
 fn is_tmpfs(dir: &Path) -> std::io::Result<bool> {
     let s = nix::sys::statfs::statfs(dir).map_err(std::io::Error::from)?;
-    Ok(s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
-        || s.filesystem_type() == nix::sys::statfs::RAMFS_MAGIC)
+    Ok(s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }
 
 /// Free bytes for an unprivileged user on the filesystem of `dir`.
 pub fn free_disk_bytes(dir: &Path) -> Result<u64> {
-    let s = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| Error::io(dir, std::io::Error::from(e)))?;
+    let s = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::io(dir, std::io::Error::from(e)))?;
     Ok((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
 }
 
@@ -364,7 +383,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("free") && e.contains("smaller --fill"), "{e}");
-        let e = check_fill(dir.path(), MIB, MIB / 2).unwrap_err().to_string();
+        let e = check_fill(dir.path(), MIB, MIB / 2)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MemAvailable"), "{e}");
         assert!(check_fill(dir.path(), MIB, 100 * GIB).is_ok());
         if Path::new("/dev/shm").is_dir() && is_tmpfs(Path::new("/dev/shm")).unwrap_or(false) {

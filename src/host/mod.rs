@@ -2,6 +2,7 @@
 //! kernel release, cgroup memory limit, process RSS; and the page-cache controls (fill, evict,
 //! drop). Nothing here touches the GPU, so every host-side command works on machines without one.
 
+pub mod cache;
 pub mod facts;
 pub mod meminfo;
 

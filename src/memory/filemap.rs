@@ -115,8 +115,13 @@ mod tests {
         assert_eq!(r, len as u64, "a file just written is in the page cache");
         // After DONTNEED (clean pages): gone.
         let f = File::open(&p).unwrap();
-        nix::fcntl::posix_fadvise(&f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-            .unwrap();
+        nix::fcntl::posix_fadvise(
+            &f,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap();
         let (r, _) = resident_bytes(&p).unwrap();
         assert_eq!(r, 0, "evicted pages are not resident");
         // Reading one page brings at least that page back (readahead may bring more).

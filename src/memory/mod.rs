@@ -10,6 +10,7 @@
 pub mod arch;
 pub mod cpu;
 mod device;
+pub mod filemap;
 mod managed;
 mod pageable;
 mod pinned;

@@ -204,6 +204,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn read_document<R: for<'de> Deserialize<'de>, E: for<'de> Deserialize<'de>>(
     path: &Path,
 ) -> Result<Document<R, E>> {
+    let v = read_checked_json(path)?;
+    serde_json::from_value(v)
+        .map_err(|e| Error::usage(format!("{} is a damaged result file: {e}", path.display())))
+}
+
+/// Reads any cumemlab result file as JSON after the checks every reader shares: readable, valid
+/// JSON, `"schema": "cumemlab"`, and a schema version no newer than this build's (each refusal is
+/// one sentence, exit 2). Callers then look at `experiment` and deserialize the type they expect.
+pub fn read_checked_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -228,8 +237,7 @@ pub fn read_document<R: for<'de> Deserialize<'de>, E: for<'de> Deserialize<'de>>
             path.display()
         )));
     }
-    serde_json::from_value(v)
-        .map_err(|e| Error::usage(format!("{} is a damaged result file: {e}", path.display())))
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! (for `lab`); [`main`] is the command.
 
 pub mod preset;
+mod render;
 pub mod spec;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 pub use preset::{KvCache, Layout, PRESETS, TensorSpec, from_architecture, preset};
+pub use render::{findings, render, render_layout};
 pub use spec::{SpecFormat, parse_spec, read_spec};
 
 use super::env::Environment;
@@ -44,11 +46,10 @@ use super::{Gpu, check_interrupt, interrupted, require_driver};
 use crate::error::{Error, Result};
 use crate::host::MemInfo;
 use crate::memory::safety::{Budget, DEFAULT_HEADROOM};
-use crate::memory::{AllocOptions, Allocation, Strategy, allocate, prefetch_to_device};
+use crate::memory::{AllocOptions, Allocation, Backing, Strategy, allocate, prefetch_to_device};
 use crate::plan::{BATCH_SEARCH_CAP, CONTEXT_SEARCH_CAP, Precision};
-use crate::report::{Document, Progress, ResultSink, new_table, sink::to_json};
-use crate::stats::Summary;
-use crate::units::{GB, GIB, MIB, fmt_bytes, parse_size};
+use crate::report::{Document, Progress, ResultSink, sink::to_json};
+use crate::units::{GB, MIB, fmt_bytes, parse_size};
 
 /// Row phases, in the order they are written. The names are the `phase` values of the rows.
 pub mod phase {
@@ -132,7 +133,11 @@ pub struct LayoutRow {
     /// fragmentation: bytes the pattern freed, and the largest tensor among them.
     pub freed_bytes: Option<u64>,
     pub largest_freed_bytes: Option<u64>,
-    /// fragmentation: the search's upper bound (free memory, within the safety ceiling).
+    /// fragmentation: the free total the result is set beside, and what it is (`cuMemGetInfo
+    /// free` for device and managed memory, `MemAvailable` for host memory).
+    pub free_total_bytes: Option<u64>,
+    pub free_total_of: Option<String>,
+    /// fragmentation: the search's upper bound (the free total, within the safety ceiling).
     pub bound_bytes: Option<u64>,
     pub resolution_bytes: Option<u64>,
     pub attempts: Option<u32>,
@@ -342,7 +347,12 @@ pub struct Totals {
 
 impl Totals {
     /// From the sizes requested and mapped and the accounting before and after.
-    pub fn compute(requested: &[u64], mapped: &[u64], before: &Snapshot, after: &Snapshot) -> Totals {
+    pub fn compute(
+        requested: &[u64],
+        mapped: &[u64],
+        before: &Snapshot,
+        after: &Snapshot,
+    ) -> Totals {
         let req: u64 = requested.iter().sum();
         let drop = before.device_free as i64 - after.device_free as i64;
         let overhead = drop - req as i64;
@@ -400,9 +410,17 @@ pub struct Fragmentation {
     pub freed_tensors: u64,
     pub freed_bytes: u64,
     pub largest_freed_bytes: u64,
-    /// `cuMemGetInfo` free when the search started (the free total).
+    /// `cuMemGetInfo` free and MemAvailable when the search started.
     pub device_free_bytes: u64,
-    /// The search's upper bound: free memory within the safety ceiling.
+    #[serde(default)]
+    pub mem_available_bytes: u64,
+    /// The free total: `cuMemGetInfo` free for device and managed memory, MemAvailable for
+    /// host memory (`free_total_of` names it).
+    #[serde(default)]
+    pub free_total_bytes: u64,
+    #[serde(default)]
+    pub free_total_of: String,
+    /// The search's upper bound: the free total within the safety ceiling.
     pub bound_bytes: u64,
     pub resolution_bytes: u64,
     /// The largest single allocation that succeeded.
@@ -419,6 +437,9 @@ impl Fragmentation {
             freed_bytes: Some(self.freed_bytes),
             largest_freed_bytes: Some(self.largest_freed_bytes),
             device_free_bytes: Some(self.device_free_bytes),
+            mem_available_bytes: Some(self.mem_available_bytes),
+            free_total_bytes: Some(self.free_total_bytes),
+            free_total_of: Some(self.free_total_of.clone()),
             bound_bytes: Some(self.bound_bytes),
             resolution_bytes: Some(self.resolution_bytes),
             bytes: self.largest_bytes,
@@ -435,6 +456,9 @@ impl Fragmentation {
             freed_bytes: r.freed_bytes.unwrap_or(0),
             largest_freed_bytes: r.largest_freed_bytes.unwrap_or(0),
             device_free_bytes: r.device_free_bytes.unwrap_or(0),
+            mem_available_bytes: r.mem_available_bytes.unwrap_or(0),
+            free_total_bytes: r.free_total_bytes.unwrap_or(0),
+            free_total_of: r.free_total_of.clone().unwrap_or_default(),
             bound_bytes: r.bound_bytes.unwrap_or(0),
             resolution_bytes: r.resolution_bytes.unwrap_or(0),
             largest_bytes: r.bytes,
@@ -445,10 +469,16 @@ impl Fragmentation {
 
     /// The largest allocation as % of the free total.
     pub fn largest_pct_of_free(&self) -> f64 {
-        if self.device_free_bytes == 0 {
+        // Documents written before `free_total_bytes` existed measured device memory only.
+        let total = if self.free_total_bytes > 0 {
+            self.free_total_bytes
+        } else {
+            self.device_free_bytes
+        };
+        if total == 0 {
             0.0
         } else {
-            100.0 * self.largest_bytes as f64 / self.device_free_bytes as f64
+            100.0 * self.largest_bytes as f64 / total as f64
         }
     }
 }
@@ -589,9 +619,8 @@ pub fn run<E: Serialize + Clone>(
     let r = phases(gpu, opts, sink, &mut held);
     let c = cleanup(gpu, opts, sink, &mut held);
     let _ = crate::memory::trim_default_pool(&gpu.ctx);
-    let s = Snapshot::take(gpu).and_then(|s| {
-        sink.push(LayoutRow::snapshot(dev, st, moment::AFTER_CLEANUP, &s))
-    });
+    let s = Snapshot::take(gpu)
+        .and_then(|s| sink.push(LayoutRow::snapshot(dev, st, moment::AFTER_CLEANUP, &s)));
     r.and(c).and(s)
 }
 
@@ -618,7 +647,11 @@ pub fn measure(gpu: &Gpu, opts: &LayoutOptions) -> Result<LayoutReport> {
 }
 
 /// Populates one allocation the way the options ask: prefetch (`managed+prefetch`), touch.
-fn populate(gpu: &Gpu, opts: &LayoutOptions, a: &dyn Allocation) -> Result<(Option<f64>, Option<f64>)> {
+fn populate(
+    gpu: &Gpu,
+    opts: &LayoutOptions,
+    a: &dyn Allocation,
+) -> Result<(Option<f64>, Option<f64>)> {
     let prefetch = if opts.strategy == Strategy::ManagedPrefetch {
         Some(prefetch_to_device(&gpu.stream, a.device_ptr(), a.bytes())?)
     } else {
@@ -656,9 +689,9 @@ fn phases<E: Serialize + Clone>(
         progress.message(format!("{st}: {} ({})", t.name, fmt_bytes(t.bytes)));
         let rest = n - i - 1;
         let unallocated = if rest > 0 {
-            format!(" and the {rest} after it were not allocated")
+            format!("it and the {rest} after it were not allocated")
         } else {
-            String::new()
+            "it was not allocated".to_string()
         };
         if let Err(why) = budget(gpu, opts.headroom)?.check(st, t.bytes) {
             if opts.force {
@@ -668,7 +701,7 @@ fn phases<E: Serialize + Clone>(
                 ));
             } else {
                 sink.skip(format!(
-                    "tensor {i} `{}` ({}): refused: {why}; it{unallocated} (use --force to override)",
+                    "tensor {i} `{}` ({}): refused: {why}; {unallocated} (use --force to override)",
                     t.name,
                     fmt_bytes(t.bytes)
                 ))?;
@@ -680,7 +713,7 @@ fn phases<E: Serialize + Clone>(
             Ok(a) => a,
             Err(e) if e.is_out_of_memory() => {
                 sink.skip(format!(
-                    "tensor {i} `{}` ({}): out of memory after {} tensors: {e}; it{unallocated}",
+                    "tensor {i} `{}` ({}): out of memory after {} tensors: {e}; {unallocated}",
                     t.name,
                     fmt_bytes(t.bytes),
                     held.len()
@@ -746,9 +779,9 @@ fn phases<E: Serialize + Clone>(
     }
     *held = kept;
     let (mut freed_bytes, mut largest_freed, freed_tensors) = (0u64, 0u64, freeing.len() as u64);
-    // Free in layout order; what is not freed yet stays owned by `freeing` (dropped = freed).
-    let mut freeing = freeing.into_iter();
-    for h in freeing.by_ref() {
+    // Free in layout order. On an early return, what is left of `freeing` is dropped, which
+    // frees it (RAII), and `held` goes to the cleanup.
+    for h in freeing {
         let t = &tensors[h.index];
         let bytes = h.alloc.bytes();
         let clock = Instant::now();
@@ -766,11 +799,23 @@ fn phases<E: Serialize + Clone>(
         })?;
     }
     let mid = Snapshot::take(gpu)?;
-    sink.push(LayoutRow::snapshot(dev, st, moment::AFTER_PATTERN_FREE, &mid))?;
+    sink.push(LayoutRow::snapshot(
+        dev,
+        st,
+        moment::AFTER_PATTERN_FREE,
+        &mid,
+    ))?;
     check_interrupt()?;
-    let bound = mid
-        .device_free
-        .min(budget(gpu, opts.headroom)?.ceiling(st));
+    // Host memory is bounded by MemAvailable (less the headroom), everything else by the free
+    // memory the driver reports (less, on unified memory, what the headroom leaves).
+    let ceiling = budget(gpu, opts.headroom)?.ceiling(st);
+    let host = st.info().backing == Backing::Host;
+    let (free_total, free_total_of) = if host {
+        (mid.mem_available, "MemAvailable")
+    } else {
+        (mid.device_free, "cuMemGetInfo free")
+    };
+    let bound = free_total.min(ceiling);
     if !opts.quiet {
         eprintln!(
             "searching for the largest single {st} allocation up to {} (resolution {})",
@@ -778,7 +823,9 @@ fn phases<E: Serialize + Clone>(
             fmt_bytes(opts.resolution)
         );
     }
-    let search = largest_fitting(bound, opts.resolution, |bytes| probe(gpu, opts, sink, bytes))?;
+    let search = largest_fitting(bound, opts.resolution, |bytes| {
+        probe(gpu, opts, sink, bytes)
+    })?;
     sink.push(
         Fragmentation {
             pattern: opts.free_pattern.name(),
@@ -786,6 +833,9 @@ fn phases<E: Serialize + Clone>(
             freed_bytes,
             largest_freed_bytes: largest_freed,
             device_free_bytes: mid.device_free,
+            mem_available_bytes: mid.mem_available,
+            free_total_bytes: free_total,
+            free_total_of: free_total_of.to_string(),
             bound_bytes: bound,
             resolution_bytes: opts.resolution,
             largest_bytes: search.largest_bytes,
@@ -873,396 +923,12 @@ fn cleanup<E: Serialize + Clone>(
     first.map_or(Ok(()), Err)
 }
 
-// ---------------------------------------------------------------- tables and findings
-
-fn gb(bytes: u64) -> String {
-    format!("{:.3}", bytes as f64 / GB as f64)
-}
-
-fn gib_signed(bytes: i64) -> String {
-    format!("{:+.3}", bytes as f64 / GIB as f64)
-}
-
-/// Tables show every tensor up to this many; beyond, the first and last few and the groups.
-const FULL_LIST_MAX: usize = 30;
-
-/// The tensor table, the groups, the totals, the fragmentation result and the findings.
-pub fn render(doc: &LayoutDoc) -> String {
-    let rows = &doc.rows;
-    let mut out = String::new();
-    if let Some(d) = doc.environment.devices.first() {
-        out.push_str(&format!("device {}: {}\n", d.ordinal, d.name));
-    }
-    let found = findings(rows);
-    for n in doc.notes.iter().filter(|n| !found.contains(n)) {
-        out.push_str(&format!("{n}\n"));
-    }
-    out.push('\n');
-    let allocs: Vec<&LayoutRow> = rows.iter().filter(|r| r.phase == phase::ALLOC).collect();
-    if !allocs.is_empty() {
-        let strategy = &allocs[0].strategy;
-        let freed = |i: Option<u64>, ph: &str| {
-            rows.iter()
-                .find(|r| r.phase == ph && r.index == i)
-                .and_then(|r| r.free_ms)
-        };
-        let any_mapped = allocs.iter().any(|r| r.mapped_bytes != Some(r.bytes));
-        let any_touch = allocs.iter().any(|r| r.touch_ms.is_some());
-        let any_prefetch = allocs.iter().any(|r| r.prefetch_ms.is_some());
-        let mut header = vec!["#", "tensor", "dtype", "size", "GB (1e9)"];
-        if any_mapped {
-            header.push("mapped");
-        }
-        header.push("alloc ms");
-        if any_prefetch {
-            header.push("prefetch ms");
-        }
-        if any_touch {
-            header.push("touch ms");
-        }
-        header.extend(["freed by pattern, ms", "freed at cleanup, ms"]);
-        let mut t = new_table(&header);
-        let shown: Vec<Option<&LayoutRow>> = if allocs.len() <= FULL_LIST_MAX {
-            allocs.iter().map(|r| Some(*r)).collect()
-        } else {
-            let mut v: Vec<Option<&LayoutRow>> = allocs[..10].iter().map(|r| Some(*r)).collect();
-            v.push(None);
-            v.extend(allocs[allocs.len() - 5..].iter().map(|r| Some(*r)));
-            v
-        };
-        let ms = |v: Option<f64>| v.map_or("-".to_string(), |m| format!("{m:.3}"));
-        for r in shown {
-            let Some(r) = r else {
-                let mut line = vec![
-                    "...".to_string(),
-                    format!(
-                        "{} more (every tensor is in --json and --out)",
-                        allocs.len() - 15
-                    ),
-                ];
-                line.resize(header.len(), String::new());
-                t.add_row(line);
-                continue;
-            };
-            let mut line = vec![
-                r.index.map_or("-".into(), |i| i.to_string()),
-                r.name.clone().unwrap_or_default(),
-                r.dtype.clone().unwrap_or_else(|| "-".into()),
-                fmt_bytes(r.bytes),
-                gb(r.bytes),
-            ];
-            if any_mapped {
-                line.push(r.mapped_bytes.map_or("-".into(), fmt_bytes));
-            }
-            line.push(ms(r.alloc_ms));
-            if any_prefetch {
-                line.push(ms(r.prefetch_ms));
-            }
-            if any_touch {
-                line.push(ms(r.touch_ms));
-            }
-            line.push(ms(freed(r.index, phase::FREE)));
-            line.push(ms(freed(r.index, phase::CLEANUP)));
-            t.add_row(line);
-        }
-        out.push_str(&format!(
-            "tensors, strategy {strategy} (allocation time: host clock around the call and a synchronize)\n{t}\n\n"
-        ));
-        // Groups by component, when some component repeats.
-        let mut groups: Vec<(String, Vec<&LayoutRow>)> = Vec::new();
-        for r in &allocs {
-            let c = r.component.clone().unwrap_or_default();
-            match groups.iter_mut().find(|(k, _)| *k == c) {
-                Some((_, v)) => v.push(r),
-                None => groups.push((c, vec![r])),
-            }
-        }
-        if groups.len() < allocs.len() {
-            let mut t = new_table(&[
-                "component",
-                "tensors",
-                "size each",
-                "total GB (1e9)",
-                "alloc ms median",
-                "alloc ms max",
-                "alloc ms sum",
-            ]);
-            for (c, v) in &groups {
-                let times: Vec<f64> = v.iter().filter_map(|r| r.alloc_ms).collect();
-                let s = Summary::of(&times);
-                let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), r| {
-                    (lo.min(r.bytes), hi.max(r.bytes))
-                });
-                t.add_row(vec![
-                    c.clone(),
-                    v.len().to_string(),
-                    if lo == hi {
-                        fmt_bytes(lo)
-                    } else {
-                        format!("{} - {}", fmt_bytes(lo), fmt_bytes(hi))
-                    },
-                    gb(v.iter().map(|r| r.bytes).sum()),
-                    s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.median)),
-                    s.as_ref().map_or("-".into(), |s| format!("{:.3}", s.max)),
-                    format!("{:.3}", times.iter().sum::<f64>()),
-                ]);
-            }
-            out.push_str(&format!("by component\n{t}\n\n"));
-        }
-    }
-    let sum = summarize(rows);
-    if let Some(tot) = &sum.totals {
-        let mut t = new_table(&["", "bytes", "GiB", "GB (1e9)"]);
-        let line = |label: String, b: i64| {
-            vec![
-                label,
-                b.to_string(),
-                format!("{:.3}", b as f64 / GIB as f64),
-                format!("{:.3}", b as f64 / GB as f64),
-            ]
-        };
-        t.add_row(line(
-            format!("requested ({} tensors)", tot.tensors),
-            tot.requested_bytes as i64,
-        ));
-        if tot.mapped_bytes != tot.requested_bytes {
-            t.add_row(line(
-                "mapped (after granularity rounding)".into(),
-                tot.mapped_bytes as i64,
-            ));
-        }
-        t.add_row(line(
-            "drop in cuMemGetInfo free".into(),
-            tot.device_free_drop_bytes,
-        ));
-        t.add_row(line(
-            "drop in MemAvailable".into(),
-            tot.mem_available_drop_bytes,
-        ));
-        let mut ov = line(
-            format!(
-                "overhead: drop in free - requested ({:+.2}% of requested)",
-                tot.overhead_pct
-            ),
-            tot.overhead_bytes,
-        );
-        ov[2] = gib_signed(tot.overhead_bytes);
-        t.add_row(ov);
-        t.add_row(line(
-            "rounding every tensor up to 2 MiB would add".into(),
-            tot.rounding_2mib_bytes as i64,
-        ));
-        out.push_str(&format!("totals (accounting before and after the allocations)\n{t}\n\n"));
-    }
-    if let Some(f) = &sum.fragmentation {
-        let mut t = new_table(&["", "bytes", "GiB"]);
-        let line = |label: String, b: u64| {
-            vec![label, b.to_string(), format!("{:.3}", b as f64 / GIB as f64)]
-        };
-        t.add_row(line(
-            format!("freed by `{}` ({} tensors)", f.pattern, f.freed_tensors),
-            f.freed_bytes,
-        ));
-        t.add_row(line("largest tensor freed".into(), f.largest_freed_bytes));
-        t.add_row(line(
-            "cuMemGetInfo free after freeing (the free total)".into(),
-            f.device_free_bytes,
-        ));
-        t.add_row(line(
-            "search bound (free, within the safety ceiling)".into(),
-            f.bound_bytes,
-        ));
-        t.add_row(line(
-            format!(
-                "largest single allocation that succeeded ({:.1}% of free; {} attempts at {} resolution{})",
-                f.largest_pct_of_free(),
-                f.attempts,
-                fmt_bytes(f.resolution_bytes),
-                if f.reached_bound { "; the bound itself fit" } else { "" }
-            ),
-            f.largest_bytes,
-        ));
-        out.push_str(&format!("fragmentation\n{t}\n\n"));
-    }
-    if let Some(r) = sum.residual_bytes {
-        out.push_str(&format!(
-            "after cleanup: cuMemGetInfo free is {} from the baseline ({} tensors freed)\n\n",
-            if r == 0 {
-                "unchanged".to_string()
-            } else if r > 0 {
-                format!("{} below", fmt_bytes(r.unsigned_abs()))
-            } else {
-                format!("{} above", fmt_bytes(r.unsigned_abs()))
-            },
-            sum.freed
-        ));
-    }
-    if !found.is_empty() {
-        out.push_str("What this shows:\n");
-        for n in &found {
-            out.push_str(&format!("- {n}\n"));
-        }
-        out.push('\n');
-    }
-    if !doc.skipped.is_empty() {
-        out.push_str("Skipped:\n");
-        for s in &doc.skipped {
-            out.push_str(&format!("- {s}\n"));
-        }
-    }
-    out
-}
-
-/// Sentences written from the measured numbers ([`render`] prints them under "What this shows",
-/// apart from the notes that describe the layout).
-pub fn findings(rows: &[LayoutRow]) -> Vec<String> {
-    let mut out = Vec::new();
-    let sum = summarize(rows);
-    let strategy = rows.first().map(|r| r.strategy.clone()).unwrap_or_default();
-    let host_backed = Strategy::parse(&strategy)
-        .map(|s| s.info().backing == crate::memory::Backing::Host)
-        .unwrap_or(false);
-    let lazy = Strategy::parse(&strategy)
-        .map(|s| s.info().lazily_populated)
-        .unwrap_or(false);
-    let touched = rows
-        .iter()
-        .any(|r| r.phase == phase::ALLOC && (r.touch_ms.is_some() || r.prefetch_ms.is_some()));
-    if let Some(t) = &sum.totals
-        && t.tensors > 0
-    {
-        let per = t.overhead_bytes as f64 / t.tensors as f64;
-        out.push(format!(
-            "{} tensors requested {} ({:.2} GB); cuMemGetInfo free fell by {} ({:.2} GB): an overhead of {:+.1} MiB ({:+.2}%), {:+.1} KiB per tensor; rounding every tensor up to 2 MiB would add {:.1} MiB.",
-            t.tensors,
-            fmt_bytes(t.requested_bytes),
-            t.requested_bytes as f64 / GB as f64,
-            fmt_bytes(t.device_free_drop_bytes.max(0) as u64),
-            t.device_free_drop_bytes as f64 / GB as f64,
-            t.overhead_bytes as f64 / MIB as f64,
-            t.overhead_pct,
-            per / 1024.0,
-            t.rounding_2mib_bytes as f64 / MIB as f64
-        ));
-        if t.mapped_bytes != t.requested_bytes {
-            out.push(format!(
-                "the strategy mapped {} for {} requested: {:.1} MiB of granularity rounding.",
-                fmt_bytes(t.mapped_bytes),
-                fmt_bytes(t.requested_bytes),
-                (t.mapped_bytes - t.requested_bytes.min(t.mapped_bytes)) as f64 / MIB as f64
-            ));
-        }
-        let ratio = t.mem_available_drop_bytes as f64 / t.requested_bytes.max(1) as f64;
-        out.push(if ratio > 0.5 {
-            format!(
-                "MemAvailable fell by {} ({:.0}% of the request): these allocations come out of host memory (unified memory, or a host-backed strategy).",
-                fmt_bytes(t.mem_available_drop_bytes.max(0) as u64),
-                100.0 * ratio
-            )
-        } else {
-            format!(
-                "MemAvailable moved by {:+.1} MiB ({:.1}% of the request): the allocations did not come out of host memory (the driver's own bookkeeping aside).",
-                -(t.mem_available_drop_bytes as f64) / MIB as f64,
-                100.0 * ratio
-            )
-        });
-        if host_backed && t.device_free_drop_bytes.unsigned_abs() < t.requested_bytes / 2 {
-            out.push(format!(
-                "{strategy} memory is host memory: on a discrete card cuMemGetInfo does not see it, so the overhead against free memory is meaningless here; compare MemAvailable."
-            ));
-        }
-        if lazy && !touched && t.device_free_drop_bytes.unsigned_abs() < t.requested_bytes / 2 {
-            out.push(format!(
-                "{strategy} memory is populated on first touch and nothing touched it: run with --touch to see it take memory."
-            ));
-        }
-    }
-    if let Some(f) = &sum.fragmentation {
-        let vs_freed = if f.largest_bytes > f.largest_freed_bytes {
-            format!(
-                "larger than the largest tensor freed ({}): the free memory was usable as one block, not only as the holes the pattern left (the driver maps physical pages that need not be contiguous into one virtual range)",
-                fmt_bytes(f.largest_freed_bytes)
-            )
-        } else {
-            format!(
-                "no larger than the largest tensor freed ({}): free memory was usable only as the holes the pattern left",
-                fmt_bytes(f.largest_freed_bytes)
-            )
-        };
-        out.push(format!(
-            "after freeing {} of the tensors by `{}` ({}), cuMemGetInfo reported {} free; the largest single allocation that succeeded was {} ({:.1}% of it, within {}), {vs_freed}.",
-            f.freed_tensors,
-            f.pattern,
-            fmt_bytes(f.freed_bytes),
-            fmt_bytes(f.device_free_bytes),
-            fmt_bytes(f.largest_bytes),
-            f.largest_pct_of_free(),
-            fmt_bytes(f.resolution_bytes)
-        ));
-        if f.reached_bound {
-            out.push(format!(
-                "the search bound itself ({}) succeeded: the true largest allocation may be larger (the bound is the free memory within the safety ceiling).",
-                fmt_bytes(f.bound_bytes)
-            ));
-            if lazy && !touched {
-                out.push(format!(
-                    "{strategy} allocations reserve address space, not memory, until touched: with --touch the search measures memory that is really populated."
-                ));
-            }
-        }
-    }
-    if let Some(r) = sum.residual_bytes {
-        out.push(format!(
-            "after cleanup cuMemGetInfo free is {:+.1} MiB from the baseline.",
-            -(r as f64) / MIB as f64
-        ));
-    }
-    out
-}
-
-/// The layout alone (`--dry-run`): the tensors, the groups and the total.
-pub fn render_layout(layout: &Layout) -> String {
-    let mut out = String::new();
-    for n in &layout.notes {
-        out.push_str(&format!("{n}\n"));
-    }
-    out.push('\n');
-    let n = layout.tensors.len();
-    let mut t = new_table(&["#", "tensor", "dtype", "elements", "size", "GB (1e9)"]);
-    for (i, ts) in layout.tensors.iter().enumerate() {
-        if n > FULL_LIST_MAX && i == 10 {
-            t.add_row(vec![
-                "...".to_string(),
-                format!("{} more (every tensor is in --json)", n - 15),
-            ]);
-        }
-        if n > FULL_LIST_MAX && (10..n - 5).contains(&i) {
-            continue;
-        }
-        t.add_row(vec![
-            i.to_string(),
-            ts.name.clone(),
-            ts.dtype.map_or("-".into(), |d| d.name().to_string()),
-            ts.elements.map_or("-".into(), |e| e.to_string()),
-            fmt_bytes(ts.bytes),
-            gb(ts.bytes),
-        ]);
-    }
-    let total = layout.total_bytes();
-    out.push_str(&format!(
-        "{t}\n\ntotal: {n} tensors, {total} bytes = {:.3} GB (1e9) = {:.3} GiB\n",
-        total as f64 / GB as f64,
-        total as f64 / GIB as f64
-    ));
-    out
-}
-
 // ---------------------------------------------------------------- command line
 
 /// `cumemlab layout` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab layout --preset 13b-sim\n  cumemlab layout --model llama-3.1-8b --precision bf16 --context 8192 --out layout.json\n  cumemlab layout --spec tensors.toml --strategy vmm --free random:42\n  cumemlab layout --model qwen2.5-7b --precision fp8 --strategy managed --touch --free largest\n  cumemlab layout --model llama-3.1-70b --precision nvfp4 --dry-run\n\nSpec files (.toml or .json): TOML lists [[tensor]] tables, JSON is {\"tensors\": [...]} or a bare array;\neach tensor has name, size (a string with a unit: \"512MiB\", \"2GB\"), optional count (copies named\nNAME.0, NAME.1, ...) and optional dtype (fp32, tf32, fp16, bf16, fp8, fp8-e5m2, int8, int4, nvfp4, mxfp4, nf4).\nGB = 1e9 bytes, GiB = 2^30 bytes."
+    after_help = "Examples:\n  cumemlab layout --preset 13b-sim\n  cumemlab layout --model llama-3.1-8b --precision bf16 --context 8192 --out layout.json\n  cumemlab layout --spec tensors.toml --strategy vmm --free random:42\n  cumemlab layout --model qwen2.5-7b --precision fp8 --strategy managed --touch --free largest\n  cumemlab layout --model llama-3.1-70b --precision nvfp4 --dry-run\n\nSpec files (.toml or .json): TOML lists [[tensor]] tables; JSON is {\"tensors\": [...]}\nor a bare array. Each tensor has a name, a size (a string with a unit: \"512MiB\", \"2GB\"),\nan optional count (copies named NAME.0, NAME.1, ...) and an optional dtype (fp32, tf32,\nfp16, bf16, fp8, fp8-e5m2, int8, int4, nvfp4, mxfp4, nf4). GB = 1e9 bytes, GiB = 2^30 bytes."
 )]
 pub struct LayoutArgs {
     /// A built-in layout: 13b-sim (embeddings 2 GB, attention 8 GB, feedforward 10 GB, layer norms 0.5 GB, output head 1 GB, activations 4 GB; GB = 1e9 bytes).
@@ -1281,10 +947,10 @@ pub struct LayoutArgs {
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
     /// --model/--config: KV cache tokens per sequence. Default 8192.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONTEXT_SEARCH_CAP as i64))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONTEXT_SEARCH_CAP))]
     pub context: Option<u64>,
     /// --model/--config: sequences the KV cache holds. Default 1.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=BATCH_SEARCH_CAP as i64))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=BATCH_SEARCH_CAP))]
     pub batch: Option<u64>,
     /// --model/--config: KV cache precision. Default fp16.
     #[arg(long, value_parser = parse_precision)]

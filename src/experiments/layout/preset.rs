@@ -188,7 +188,12 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
     let norms = norm_names(arch.norms_per_layer);
     for l in 0..arch.layers {
         let mut layer = |component: &str, values: u64| {
-            push(format!("layer.{l}.{component}"), component, values, precision)
+            push(
+                format!("layer.{l}.{component}"),
+                component,
+                values,
+                precision,
+            )
         };
         let (pre, mid, tail) = norm_positions(&norms);
         for n in pre {

@@ -204,10 +204,16 @@ fn entry_tensors(
         }
         Some(Raw::Str(s)) => parse_size(s).map_err(|e| format!("{at}: field `size`: {e}"))?,
         Some(Raw::Int(n)) => {
-            return Err(format!("{at}: field `size`: {}", number_size_error(&n.to_string())));
+            return Err(format!(
+                "{at}: field `size`: {}",
+                number_size_error(&n.to_string())
+            ));
         }
         Some(Raw::Float(f)) => {
-            return Err(format!("{at}: field `size`: {}", number_size_error(&f.to_string())));
+            return Err(format!(
+                "{at}: field `size`: {}",
+                number_size_error(&f.to_string())
+            ));
         }
         Some(v) => {
             return Err(format!(
@@ -477,23 +483,68 @@ mod tests {
     #[test]
     fn each_problem_is_one_sentence_naming_file_tensor_and_field() {
         let cases: &[(&str, &[&str])] = &[
-            ("[[tensor]]\nname = \"a\"\n", &["t.toml", "tensor 1 `a`", "`size` is missing"]),
-            ("[[tensor]]\nsize = \"1GiB\"\n", &["tensor 1", "`name` is missing"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"-1GiB\"\n", &["`size`", "negative"]),
-            ("[[tensor]]\nname = \"a\"\nsize = -5\n", &["`size`", "negative"]),
-            ("[[tensor]]\nname = \"a\"\nsize = 1024\n", &["`size`", "no unit"]),
+            (
+                "[[tensor]]\nname = \"a\"\n",
+                &["t.toml", "tensor 1 `a`", "`size` is missing"],
+            ),
+            (
+                "[[tensor]]\nsize = \"1GiB\"\n",
+                &["tensor 1", "`name` is missing"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"-1GiB\"\n",
+                &["`size`", "negative"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = -5\n",
+                &["`size`", "negative"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = 1024\n",
+                &["`size`", "no unit"],
+            ),
             ("[[tensor]]\nname = \"a\"\nsize = 0\n", &["`size`", "zero"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"0B\"\n", &["`size`", "zero"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"4G\"\n", &["`size`", "ambiguous"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ndtype = \"fp12\"\n", &["`dtype`", "fp12", "bf16", "nvfp4"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 0\n", &["`count`", "positive whole number"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 1.5\n", &["`count`"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\nszie = 3\n", &["unknown field `szie`", "name, size, count, dtype"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\n[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\n", &["tensor 2", "already used by tensor 1"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 2\n[[tensor]]\nname = \"a.1\"\nsize = \"1GiB\"\n", &["`a.1`", "already used"]),
-            ("[[tensors]]\nname = \"a\"\n", &["unknown top-level key `tensors`", "[[tensor]]"]),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"0B\"\n",
+                &["`size`", "zero"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"4G\"\n",
+                &["`size`", "ambiguous"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ndtype = \"fp12\"\n",
+                &["`dtype`", "fp12", "bf16", "nvfp4"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 0\n",
+                &["`count`", "positive whole number"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 1.5\n",
+                &["`count`"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\nszie = 3\n",
+                &["unknown field `szie`", "name, size, count, dtype"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\n[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\n",
+                &["tensor 2", "already used by tensor 1"],
+            ),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 2\n[[tensor]]\nname = \"a.1\"\nsize = \"1GiB\"\n",
+                &["`a.1`", "already used"],
+            ),
+            (
+                "[[tensors]]\nname = \"a\"\n",
+                &["unknown top-level key `tensors`", "[[tensor]]"],
+            ),
             ("", &["no [[tensor]] tables"]),
-            ("[[tensor]]\nname = \"a\"\nsize = \"1GiB\n", &["not valid TOML", "line 3"]),
+            (
+                "[[tensor]]\nname = \"a\"\nsize = \"1GiB\n",
+                &["not valid TOML", "line 3"],
+            ),
             ("[[tensor]\nname = \"a\"\n", &["not valid TOML", "line 1"]),
         ];
         for (text, want) in cases {
@@ -505,15 +556,30 @@ mod tests {
             assert!(e.starts_with("layout spec `t.toml`"), "{e}");
         }
         let jcases: &[(&str, &[&str])] = &[
-            (r#"{"tensors": [{"name": "a"}]}"#, &["t.json", "`size` is missing", "\"size\": \"512MiB\""]),
-            (r#"{"tensors": [{"name": "a", "size": "1GiB", "dtype": "q3"}]}"#, &["`dtype`", "q3"]),
-            (r#"{"tensors": [{"name": "a", "size": "1GiB"},]}"#, &["not valid JSON", "line 1"]),
+            (
+                r#"{"tensors": [{"name": "a"}]}"#,
+                &["t.json", "`size` is missing", "\"size\": \"512MiB\""],
+            ),
+            (
+                r#"{"tensors": [{"name": "a", "size": "1GiB", "dtype": "q3"}]}"#,
+                &["`dtype`", "q3"],
+            ),
+            (
+                r#"{"tensors": [{"name": "a", "size": "1GiB"},]}"#,
+                &["not valid JSON", "line 1"],
+            ),
             (r#"{"tensor": []}"#, &["unknown top-level key `tensor`"]),
             (r#"{"tensors": []}"#, &["lists no tensors"]),
             (r#"[{"name": 3, "size": "1GiB"}]"#, &["`name` is a number"]),
             (r#"[{"name": "a", "size": true}]"#, &["`size` is a boolean"]),
-            (r#"[{"name": "a", "size": "1GiB", "count": -2}]"#, &["`count` is -2"]),
-            (r#"[{"name": "a", "size": "1GiB", "count": "2"}]"#, &["`count` is a string"]),
+            (
+                r#"[{"name": "a", "size": "1GiB", "count": -2}]"#,
+                &["`count` is -2"],
+            ),
+            (
+                r#"[{"name": "a", "size": "1GiB", "count": "2"}]"#,
+                &["`count` is a string"],
+            ),
             (r#"[5]"#, &["tensor 1", "not an object"]),
         ];
         for (text, want) in jcases {
@@ -527,15 +593,22 @@ mod tests {
 
     #[test]
     fn formats_by_extension_and_limits() {
-        assert_eq!(SpecFormat::for_path(Path::new("a.TOML")), Ok(SpecFormat::Toml));
-        assert_eq!(SpecFormat::for_path(Path::new("a.json")), Ok(SpecFormat::Json));
-        assert!(SpecFormat::for_path(Path::new("a.yaml")).unwrap_err().contains(".toml nor .json"));
+        assert_eq!(
+            SpecFormat::for_path(Path::new("a.TOML")),
+            Ok(SpecFormat::Toml)
+        );
+        assert_eq!(
+            SpecFormat::for_path(Path::new("a.json")),
+            Ok(SpecFormat::Json)
+        );
+        assert!(
+            SpecFormat::for_path(Path::new("a.yaml"))
+                .unwrap_err()
+                .contains(".toml nor .json")
+        );
         let e = toml("[[tensor]]\nname = \"a\"\nsize = \"1GiB\"\ncount = 200000\n").unwrap_err();
         assert!(e.contains("at most 100000"), "{e}");
-        let e = toml(
-            "[[tensor]]\nname = \"a\"\nsize = \"16EiB\"\n",
-        )
-        .unwrap_err();
+        let e = toml("[[tensor]]\nname = \"a\"\nsize = \"16EiB\"\n").unwrap_err();
         assert!(e.contains("unknown unit"), "{e}");
         let e = toml("[[tensor]]\nname = \"a\"\nsize = \"10000000TB\"\ncount = 3\n").unwrap_err();
         assert!(e.contains("16 EiB"), "{e}");

@@ -1,0 +1,402 @@
+//! `cumemlab watch`: a live view, like `top`, of the numbers that decide whether an allocation
+//! fits: the device's `cuMemGetInfo` free/total, and the host's MemAvailable, MemFree, Cached and
+//! SwapFree, one sample every `--interval`. On GB10 the two halves are the same memory seen two
+//! ways, which is the point of watching them together. `--json` streams one JSON line per
+//! sample; `--out` keeps a result document of the samples. Without a GPU the host rows are shown
+//! and the device part says why it is absent.
+//!
+//! Ctrl-C (or SIGTERM) ends the watch at the next sample: that is its normal end, exit 0.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::env::Environment;
+use super::interrupted;
+use crate::driver::{Context, Driver};
+use crate::error::{Error, Result};
+use crate::host::MemInfo;
+use crate::memory::arch::MemoryArchitecture;
+use crate::report::{ResultSink, sink::now_rfc3339};
+use crate::units::fmt_gib;
+
+/// The shortest interval allowed (reading `/proc/meminfo` and `cuMemGetInfo` takes microseconds,
+/// but printing faster than this only floods the terminal).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// `1s`, `500ms`, `2m`, or a bare number of seconds (`0.5`); zero and negative are refused.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let d = match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Duration::from_secs_f64(v),
+        Ok(_) => {
+            return Err(format!(
+                "duration `{s}` is not positive: give for example 1s or 500ms"
+            ));
+        }
+        Err(_) => humantime::parse_duration(t).map_err(|e| {
+            format!("duration `{s}` is not a duration ({e}): give for example 1s, 500ms or 2m")
+        })?,
+    };
+    if d.is_zero() {
+        return Err(format!(
+            "duration `{s}` is zero: give for example 1s or 500ms"
+        ));
+    }
+    Ok(d)
+}
+
+/// `--interval`: a duration of at least [`MIN_INTERVAL`].
+pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "interval `{s}` is shorter than 50ms: give for example 1s or 200ms"
+        ));
+    }
+    Ok(d)
+}
+
+/// One device opened for `cuMemGetInfo` only (no kernels, no allocations).
+pub struct DeviceView {
+    pub ordinal: i32,
+    pub name: String,
+    pub arch: MemoryArchitecture,
+    pub ctx: Arc<Context>,
+}
+
+impl DeviceView {
+    /// Opens device `ordinal` if there is a GPU. `Ok(Err(reason))` when there is no driver or no
+    /// device (the host part goes on alone); `Err(Usage)` when the driver works and the ordinal
+    /// does not exist.
+    pub fn open(ordinal: i32) -> Result<std::result::Result<DeviceView, String>> {
+        let drv = match Driver::load() {
+            Ok(d) => d,
+            Err(crate::driver::Error::Load { .. }) => {
+                return Ok(Err(
+                    "no CUDA driver on this host (libcuda.so.1 not found)".into()
+                ));
+            }
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let count = match drv.device_count() {
+            Ok(n) => n,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if count == 0 {
+            return Ok(Err("the driver reports no CUDA device".into()));
+        }
+        super::DeviceSel::One(ordinal).resolve(count)?;
+        let open = || -> crate::driver::Result<DeviceView> {
+            let device = drv.device(ordinal)?;
+            let ctx = Context::new(&device)?;
+            Ok(DeviceView {
+                ordinal,
+                name: device.name()?,
+                arch: MemoryArchitecture::classify(&device.attributes()),
+                ctx,
+            })
+        };
+        Ok(open().map_err(|e| format!("device {ordinal}: {e}")))
+    }
+
+    /// `cuMemGetInfo` (free, total).
+    pub fn mem_info(&self) -> Result<(u64, u64)> {
+        // The context is current on the thread that opened it; bind in case another was made
+        // current since.
+        self.ctx.bind()?;
+        Ok(self.ctx.mem_info()?)
+    }
+}
+
+/// One sample. The same struct is the JSON line, the document row and the source of the view.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WatchSample {
+    /// 1, 2, ...
+    pub sample: u64,
+    /// Seconds since the first sample.
+    pub t_s: f64,
+    pub time: String,
+    pub device: Option<i32>,
+    pub device_free_bytes: Option<u64>,
+    pub device_total_bytes: Option<u64>,
+    pub mem_total_bytes: u64,
+    pub mem_free_bytes: u64,
+    pub mem_available_bytes: u64,
+    pub cached_bytes: u64,
+    pub swap_total_bytes: u64,
+    pub swap_free_bytes: u64,
+}
+
+impl WatchSample {
+    /// Reads the host and, when given, the device.
+    pub fn take(sample: u64, t0: Instant, dev: Option<&DeviceView>) -> Result<WatchSample> {
+        let m = MemInfo::read().map_err(Error::Failed)?;
+        let d = match dev {
+            Some(d) => Some((d.ordinal, d.mem_info()?)),
+            None => None,
+        };
+        Ok(WatchSample {
+            sample,
+            t_s: t0.elapsed().as_secs_f64(),
+            time: now_rfc3339(),
+            device: d.map(|d| d.0),
+            device_free_bytes: d.map(|d| d.1.0),
+            device_total_bytes: d.map(|d| d.1.1),
+            mem_total_bytes: m.mem_total,
+            mem_free_bytes: m.mem_free,
+            mem_available_bytes: m.mem_available,
+            cached_bytes: m.cached,
+            swap_total_bytes: m.swap_total,
+            swap_free_bytes: m.swap_free,
+        })
+    }
+}
+
+/// `[#########---------]`: `part` of `whole` in `width` cells.
+pub fn bar(part: u64, whole: u64, width: usize) -> String {
+    let filled = if whole == 0 {
+        0
+    } else {
+        ((part.min(whole) as f64 / whole as f64) * width as f64).round() as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+const BAR: usize = 40;
+
+fn line(label: &str, part: u64, whole: u64, what: &str) -> String {
+    let pct = if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    };
+    format!(
+        "{label:<24} {} {:>7} of {:>7} GiB {:>5.1}% {what}\n",
+        bar(part, whole, BAR),
+        fmt_gib(part as f64),
+        fmt_gib(whole as f64),
+        pct
+    )
+}
+
+/// The text of one sample: a bar per quantity, the device's first.
+pub fn render(s: &WatchSample, dev: Option<&DeviceView>, absent: Option<&str>) -> String {
+    let mut out = format!(
+        "cumemlab watch  sample {}  {}  t = {:.1} s  (GiB = 2^30 bytes; Ctrl-C to stop)\n",
+        s.sample, s.time, s.t_s
+    );
+    match (dev, s.device_free_bytes, s.device_total_bytes) {
+        (Some(d), Some(free), Some(total)) => {
+            out.push_str(&format!(
+                "device {}: {} ({})\n",
+                d.ordinal,
+                d.name,
+                d.arch.label()
+            ));
+            out.push_str(&line(
+                "  device used",
+                total.saturating_sub(free),
+                total,
+                "(cuMemGetInfo total - free)",
+            ));
+            out.push_str(&line(
+                "  device free",
+                free,
+                total,
+                if d.arch.is_unified() {
+                    "(= MemFree here: the page cache counts as used)"
+                } else {
+                    "(cuMemGetInfo free)"
+                },
+            ));
+        }
+        _ => out.push_str(&format!(
+            "device: absent ({})\n",
+            absent.unwrap_or("not opened")
+        )),
+    }
+    out.push_str("host (/proc/meminfo):\n");
+    let total = s.mem_total_bytes;
+    out.push_str(&line(
+        "  MemAvailable",
+        s.mem_available_bytes,
+        total,
+        "(what new allocations can count on)",
+    ));
+    out.push_str(&line(
+        "  MemFree",
+        s.mem_free_bytes,
+        total,
+        "(unused, not even cache)",
+    ));
+    out.push_str(&line(
+        "  Cached",
+        s.cached_bytes,
+        total,
+        "(page cache, mostly reclaimable)",
+    ));
+    if s.swap_total_bytes > 0 {
+        out.push_str(&line(
+            "  SwapFree",
+            s.swap_free_bytes,
+            s.swap_total_bytes,
+            "",
+        ));
+    } else {
+        out.push_str("  SwapFree                 no swap\n");
+    }
+    out
+}
+
+/// `cumemlab watch` options.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Ctrl-C ends the watch; that is its normal end (exit 0). The watcher's own CUDA context takes a little device memory (counted as used).\n\nExamples:\n  cumemlab watch\n  cumemlab watch --interval 500ms --count 20\n  cumemlab watch --json --interval 2s > samples.jsonl\n  cumemlab watch --count 60 --out watch.json --host-only"
+)]
+pub struct WatchArgs {
+    /// Time between samples (1s, 500ms, 2m, or seconds as a number).
+    #[arg(long, default_value = "1s", allow_hyphen_values = true, value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Stop after this many samples (default: until Ctrl-C).
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Device ordinal to watch.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
+    pub device: i32,
+    /// Watch the host only (do not open a GPU).
+    #[arg(long)]
+    pub host_only: bool,
+    /// One JSON line per sample on stdout, instead of the bars.
+    #[arg(long)]
+    pub json: bool,
+    /// Also keep the samples in a result document (JSON, or CSV for .csv), rewritten atomically after each.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Runs `watch` from the command line.
+pub fn main(args: WatchArgs) -> Result<()> {
+    let dev = if args.host_only {
+        Err("--host-only".to_string())
+    } else {
+        DeviceView::open(args.device)?
+    };
+    let (view, absent) = match dev {
+        Ok(v) => (Some(v), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let env = match &view {
+        Some(v) => Environment::collect(Some(&[v.ordinal])),
+        None => Environment::host_only(absent.clone().unwrap_or_default()),
+    };
+    // Environment::collect makes the context current anew; keep ours current on this thread.
+    if let Some(v) = &view {
+        v.ctx.bind()?;
+    }
+    let mut sink: ResultSink<WatchSample, Environment> =
+        ResultSink::new("watch", env, args.out.as_deref())?;
+    let tty = std::io::stdout().is_terminal();
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    let mut stdout = std::io::stdout();
+    loop {
+        n += 1;
+        let s = WatchSample::take(n, t0, view.as_ref())?;
+        let text = if args.json {
+            let mut l = serde_json::to_string(&s)
+                .map_err(|e| Error::Failed(format!("cannot serialise a sample: {e}")))?;
+            l.push('\n');
+            l
+        } else if tty {
+            // Home and clear, like top.
+            format!(
+                "\x1b[H\x1b[2J{}",
+                render(&s, view.as_ref(), absent.as_deref())
+            )
+        } else {
+            format!("{}\n", render(&s, view.as_ref(), absent.as_deref()))
+        };
+        // A closed pipe (`watch | head`) ends the watch normally.
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+        sink.push(s)?;
+        if args.count.is_some_and(|c| n >= c) || !sleep_unless_interrupted(args.interval) {
+            break;
+        }
+    }
+    sink.finish(false)?;
+    Ok(())
+}
+
+/// Sleeps `d` in short steps (`Duration::MAX`: until Ctrl-C); false when Ctrl-C arrived.
+pub fn sleep_unless_interrupted(d: Duration) -> bool {
+    let end = Instant::now().checked_add(d);
+    let step = Duration::from_millis(50);
+    loop {
+        if interrupted() {
+            return false;
+        }
+        let now = Instant::now();
+        match end {
+            Some(e) if now >= e => return true,
+            Some(e) => std::thread::sleep((e - now).min(step)),
+            None => std::thread::sleep(step),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").unwrap_err().contains("not positive"));
+        assert!(parse_duration("-1").unwrap_err().contains("not positive"));
+        assert!(parse_duration("soon").unwrap_err().contains("1s"));
+        assert!(parse_interval("10ms").unwrap_err().contains("50ms"));
+        assert_eq!(parse_interval("50ms"), Ok(MIN_INTERVAL));
+    }
+
+    #[test]
+    fn bars_and_view() {
+        assert_eq!(bar(1, 4, 8), "[##------]");
+        assert_eq!(bar(5, 4, 4), "[####]");
+        assert_eq!(bar(0, 0, 3), "[---]");
+        let m = crate::test_support::meminfo("gb10-cache-heavy.txt");
+        let s = WatchSample {
+            sample: 3,
+            t_s: 2.0,
+            time: "t".into(),
+            device: None,
+            device_free_bytes: None,
+            device_total_bytes: None,
+            mem_total_bytes: m.mem_total,
+            mem_free_bytes: m.mem_free,
+            mem_available_bytes: m.mem_available,
+            cached_bytes: m.cached,
+            swap_total_bytes: m.swap_total,
+            swap_free_bytes: m.swap_free,
+        };
+        let t = render(&s, None, Some("no libcuda"));
+        assert!(t.contains("device: absent (no libcuda)"), "{t}");
+        assert!(t.contains("MemAvailable") && t.contains("SwapFree"), "{t}");
+        // MemAvailable 98_566_144 KiB of 125_520_512 KiB: 94.00 of 119.71 GiB, 78.5%.
+        assert!(t.contains("94.00 of  119.71 GiB  78.5%"), "{t}");
+        let j: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert!(j["device_free_bytes"].is_null());
+        assert_eq!(j["mem_available_bytes"], m.mem_available);
+    }
+}

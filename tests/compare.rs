@@ -1,0 +1,263 @@
+//! `cumemlab compare` without a GPU, on committed results: the H200 lab results (assembled from
+//! the real run's files) against the same run's plain `sweep` document, against a second machine
+//! derived from it, and against every other committed lab folder (`tests/fixtures/results/*-lab`,
+//! `docs/results/`). Tables carry the right ratios, the HTML's plots have one series per
+//! machine, `--json` is the same report, a fleet folder expands to its lab folders, and bad
+//! inputs each get one clear error.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use cumemlab::experiments::compare::{self, CompareReport};
+use cumemlab::experiments::lab::LabResults;
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    common::repo().join("tests/fixtures/results").join(rel)
+}
+
+fn h200_lab() -> PathBuf {
+    fixture("h200-lab")
+}
+
+/// A second machine: the H200 results with every time doubled and every bandwidth halved,
+/// under another host name.
+fn slower_copy(dir: &Path) -> PathBuf {
+    let mut r = LabResults::read(&h200_lab()).unwrap();
+    r.environment.host.hostname = "slow".into();
+    for row in &mut r.sweep.as_mut().unwrap().rows {
+        row.ms_median *= 2.0;
+        row.gbps = row.gbps.map(|g| g / 2.0);
+    }
+    for s in r.selftest.as_mut().unwrap() {
+        for b in &mut s.bandwidth {
+            b.gbps.median /= 2.0;
+        }
+    }
+    let d = dir.join("slow-lab");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    d
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = common::run(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn table<'a>(rep: &'a CompareReport, id: &str) -> &'a compare::CompareTable {
+    rep.tables
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no table {id}"))
+}
+
+#[test]
+fn lab_against_a_slower_machine_gives_the_ratios() {
+    let d = tempfile::tempdir().unwrap();
+    let slow = slower_copy(d.path());
+    let out_dir = d.path().join("cmp");
+    let json = run_ok(&[
+        "compare",
+        h200_lab().to_str().unwrap(),
+        slow.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    let rep: CompareReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(rep.columns.len(), 2);
+    assert_eq!(rep.columns[0].label, "vm / NVIDIA H200 (0)");
+    assert_eq!(rep.columns[1].label, "slow / NVIDIA H200 (0)");
+    for (id, want) in [
+        ("sweep.alloc_ms", 2.0),
+        ("sweep.gpu_first_touch_ms", 2.0),
+        ("sweep.fill_gbps", 0.5),
+        ("selftest.gbps", 0.5),
+    ] {
+        let t = table(&rep, id);
+        assert!(!t.rows.is_empty(), "{id}");
+        for r in &t.rows {
+            if let (Some(a), Some(q)) = (r.values[0], r.ratios[1])
+                && a > 0.0
+            {
+                assert!((q - want).abs() < 1e-9, "{id} {}: ratio {q}", r.key);
+            }
+        }
+    }
+    // The same numbers as the inputs: pinned at 4 GiB took 1980.687 ms on the H200.
+    let alloc = table(&rep, "sweep.alloc_ms");
+    let pinned = alloc
+        .rows
+        .iter()
+        .find(|r| r.key == "pinned @ 4 GiB")
+        .unwrap();
+    assert!((pinned.values[0].unwrap() - 1980.687).abs() < 1e-3);
+    // Plan capacity is per device: the same device, the same figures.
+    let plan = table(&rep, "plan.max_params_billions");
+    assert!(plan.rows.iter().all(|r| r.ratios[1] == Some(1.0)));
+
+    // Files: compare.md, compare.html with plots that parse and one series per machine.
+    let md = std::fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    let html = std::fs::read_to_string(out_dir.join("compare.html")).unwrap();
+    let on_disk: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("compare.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        on_disk["tables"],
+        serde_json::to_value(&rep.tables).unwrap()
+    );
+    assert!(md.contains("## Sweep") && md.contains("## Selftest") && md.contains("## Plan"));
+    assert!(
+        md.contains("| B/A |") || md.contains("| B/A"),
+        "ratio columns"
+    );
+    let plots: Vec<PathBuf> = std::fs::read_dir(out_dir.join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(plots.len() >= 5);
+    assert_eq!(html.matches("<svg").count(), plots.len());
+    for p in &plots {
+        let svg = std::fs::read_to_string(p).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
+        // Both machines in every legend.
+        assert!(
+            svg.contains("A: vm / NVIDIA H200 (0)") && svg.contains("B: slow / NVIDIA H200 (0)"),
+            "{}",
+            p.display()
+        );
+    }
+    // Findings cite figures and give the ratio.
+    assert!(
+        md.contains("device memory fill at 4 GiB: A 4337 GB/s, B 2168 GB/s (0.50x)"),
+        "{md}"
+    );
+}
+
+#[test]
+fn lab_against_the_runs_own_sweep_document() {
+    // Two committed result sets of different kinds: the lab folder and a plain sweep file.
+    let text = run_ok(&[
+        "compare",
+        h200_lab().to_str().unwrap(),
+        fixture("h200-raw/sweep.json").to_str().unwrap(),
+    ]);
+    // The same host and device twice: the labels say which input is which.
+    assert!(
+        text.contains("A = vm / NVIDIA H200 (0) [h200-lab]"),
+        "{text}"
+    );
+    assert!(text.contains("B = vm / NVIDIA H200 (0) [sweep]"), "{text}");
+    // Identical numbers: every sweep ratio is 1.00x.
+    let section = text.split_once("sweep: allocation time, ms").unwrap().1;
+    assert!(section.contains("| pinned @ 4 GiB ") && section.contains("1.00x"));
+    assert!(!section.split("\n\n").next().unwrap().contains("2.00x"));
+}
+
+#[test]
+fn every_committed_lab_folder_compares_with_the_h200() {
+    let mut others: Vec<PathBuf> = Vec::new();
+    for root in [
+        common::repo().join("tests/fixtures/results"),
+        common::repo().join("docs/results"),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&root) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.join("results.json").is_file() && p != h200_lab() {
+                others.push(p);
+            }
+        }
+    }
+    if others.is_empty() {
+        common::skip(
+            "every_committed_lab_folder_compares_with_the_h200: no other lab folder committed",
+        );
+        return;
+    }
+    for o in others {
+        let inputs = compare::load(&[h200_lab(), o.clone()]).unwrap();
+        let rep = compare::build(&inputs);
+        assert!(rep.columns.len() >= 2, "{}", o.display());
+        let d = tempfile::tempdir().unwrap();
+        compare::write(&rep, &inputs, d.path()).unwrap();
+        assert!(d.path().join("compare.html").is_file());
+    }
+}
+
+#[test]
+fn a_fleet_folder_expands_to_its_lab_folders() {
+    let d = tempfile::tempdir().unwrap();
+    let fleet = d.path().join("fleet");
+    std::fs::create_dir_all(fleet.join("vm-2026-11-26")).unwrap();
+    std::fs::copy(
+        h200_lab().join("results.json"),
+        fleet.join("vm-2026-11-26/results.json"),
+    )
+    .unwrap();
+    let slow = slower_copy(&fleet);
+    assert!(slow.starts_with(&fleet));
+    std::fs::write(fleet.join("notes.txt"), "not results").unwrap();
+    let inputs = compare::load(std::slice::from_ref(&fleet)).unwrap();
+    assert_eq!(inputs.len(), 2);
+    let rep = compare::build(&inputs);
+    let hosts: Vec<&str> = rep.columns.iter().map(|c| c.host.as_str()).collect();
+    assert_eq!(hosts, vec!["slow", "vm"], "sorted by folder name");
+}
+
+#[test]
+fn bad_inputs_get_one_clear_error_each() {
+    let d = tempfile::tempdir().unwrap();
+    let good: Value =
+        serde_json::from_str(&std::fs::read_to_string(h200_lab().join("results.json")).unwrap())
+            .unwrap();
+    let newer = d.path().join("newer.json");
+    let mut v = good.clone();
+    v["schema_version"] = 2.into();
+    std::fs::write(&newer, v.to_string()).unwrap();
+    let corrupt = d.path().join("corrupt.json");
+    std::fs::write(&corrupt, &good.to_string()[..500]).unwrap();
+    let info = fixture("h200-raw/info.json");
+    let lab = h200_lab();
+    let empty = d.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (args, want) in [
+        (
+            vec![lab.clone(), newer],
+            "newer than this cumemlab understands",
+        ),
+        (
+            vec![lab.clone(), corrupt],
+            "is not a cumemlab result file (invalid JSON",
+        ),
+        (
+            vec![lab.clone(), info],
+            "is not a cumemlab result file (no \"schema\"",
+        ),
+        (vec![lab.clone()], "compare needs at least two machines"),
+        (vec![lab.clone(), empty], "holds no results.json"),
+        (
+            vec![lab.clone(), d.path().join("missing")],
+            "no such file or folder",
+        ),
+    ] {
+        let mut a = vec!["compare".to_string()];
+        a.extend(args.iter().map(|p| p.display().to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = common::run(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(want), "{a:?}: {err}");
+    }
+}
