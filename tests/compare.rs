@@ -1,7 +1,7 @@
 //! `cumemlab compare` without a GPU, on committed results: the H200 lab results (assembled from
-//! the real run's files) against the same run's plain `sweep` document, against a second machine
-//! derived from it, and against every other committed lab folder (`tests/fixtures/results/*-lab`,
-//! `docs/results/`). Tables carry the right ratios, the HTML's plots have one series per
+//! the real run's files) against the same run's plain `sweep` document, against the real
+//! two-H200 lab, against a second machine derived from it, and against every committed lab
+//! folder (`tests/fixtures/results/*-lab`, `docs/results/`). Tables carry the right ratios, the HTML's plots have one series per
 //! machine, `--json` is the same report, a fleet folder expands to its lab folders, and bad
 //! inputs each get one clear error.
 
@@ -10,21 +10,34 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cumemlab::experiments::compare::{self, CompareReport};
-use cumemlab::experiments::lab::LabResults;
+use cumemlab::experiments::lab::{self, LabResults};
+use cumemlab::report::sink::read_document;
 use serde_json::Value;
 
 fn fixture(rel: &str) -> PathBuf {
     common::repo().join("tests/fixtures/results").join(rel)
 }
 
-fn h200_lab() -> PathBuf {
-    fixture("h200-lab")
+/// The H200 run's raw files assembled into a lab folder `dir/h200-lab`.
+fn h200_lab(dir: &Path) -> PathBuf {
+    let info =
+        serde_json::from_str(&std::fs::read_to_string(fixture("h200-raw/info.json")).unwrap())
+            .unwrap();
+    let selftest =
+        serde_json::from_str(&std::fs::read_to_string(fixture("h200-raw/selftest.json")).unwrap())
+            .unwrap();
+    let sweep = read_document(&fixture("h200-raw/sweep.json")).unwrap();
+    let r = lab::assemble(Some(info), Some(selftest), Some(sweep), None).unwrap();
+    let d = dir.join("h200-lab");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    d
 }
 
 /// A second machine: the H200 results with every time doubled and every bandwidth halved,
 /// under another host name.
-fn slower_copy(dir: &Path) -> PathBuf {
-    let mut r = LabResults::read(&h200_lab()).unwrap();
+fn slower_copy(src: &Path, dir: &Path) -> PathBuf {
+    let mut r = LabResults::read(src).unwrap();
     r.environment.host.hostname = "slow".into();
     for row in &mut r.sweep.as_mut().unwrap().rows {
         row.ms_median *= 2.0;
@@ -61,11 +74,11 @@ fn table<'a>(rep: &'a CompareReport, id: &str) -> &'a compare::CompareTable {
 #[test]
 fn lab_against_a_slower_machine_gives_the_ratios() {
     let d = tempfile::tempdir().unwrap();
-    let slow = slower_copy(d.path());
+    let slow = slower_copy(&h200_lab(d.path()), d.path());
     let out_dir = d.path().join("cmp");
     let json = run_ok(&[
         "compare",
-        h200_lab().to_str().unwrap(),
+        d.path().join("h200-lab").to_str().unwrap(),
         slow.to_str().unwrap(),
         "--out",
         out_dir.to_str().unwrap(),
@@ -145,9 +158,10 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
 #[test]
 fn lab_against_the_runs_own_sweep_document() {
     // Two committed result sets of different kinds: the lab folder and a plain sweep file.
+    let d = tempfile::tempdir().unwrap();
     let text = run_ok(&[
         "compare",
-        h200_lab().to_str().unwrap(),
+        h200_lab(d.path()).to_str().unwrap(),
         fixture("h200-raw/sweep.json").to_str().unwrap(),
     ]);
     // The same host and device twice: the labels say which input is which.
@@ -163,7 +177,48 @@ fn lab_against_the_runs_own_sweep_document() {
 }
 
 #[test]
+fn the_h200_against_the_real_two_device_lab() {
+    // Two committed result sets: the single-H200 run and the two-H200 lab, three machines.
+    let d = tempfile::tempdir().unwrap();
+    let json = run_ok(&[
+        "compare",
+        h200_lab(d.path()).to_str().unwrap(),
+        fixture("h200x2-lab").to_str().unwrap(),
+        "--json",
+    ]);
+    let rep: CompareReport = serde_json::from_str(&json).unwrap();
+    let labels: Vec<&str> = rep.columns.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        vec![
+            "vm / NVIDIA H200 (0) [h200-lab]",
+            "vm / NVIDIA H200 (0) [h200x2-lab]",
+            "vm / NVIDIA H200 (1)"
+        ]
+    );
+    // The sizes both ran (256 MiB, 1 GiB) have values in every column; 4 GiB only in the first.
+    let alloc = table(&rep, "sweep.alloc_ms");
+    let at = |key: &str| alloc.rows.iter().find(|r| r.key == key).unwrap();
+    assert!(at("device @ 1 GiB").values.iter().all(Option::is_some));
+    assert_eq!(at("device @ 4 GiB").values[1], None);
+    // Ratios are the values over A's.
+    let r = at("pinned @ 1 GiB");
+    let (a, b) = (r.values[0].unwrap(), r.values[2].unwrap());
+    assert!((r.ratios[2].unwrap() - b / a).abs() < 1e-12);
+    // The two-device lab brings its probe; the single run has none.
+    let probe = table(&rep, "probe.max_gib");
+    assert!(
+        probe
+            .rows
+            .iter()
+            .all(|r| r.values[0].is_none() && r.values[1].is_some())
+    );
+}
+
+#[test]
 fn every_committed_lab_folder_compares_with_the_h200() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h200 = h200_lab(tmp.path());
     let mut others: Vec<PathBuf> = Vec::new();
     for root in [
         common::repo().join("tests/fixtures/results"),
@@ -174,7 +229,7 @@ fn every_committed_lab_folder_compares_with_the_h200() {
         };
         for e in rd.flatten() {
             let p = e.path();
-            if p.join("results.json").is_file() && p != h200_lab() {
+            if p.join("results.json").is_file() {
                 others.push(p);
             }
         }
@@ -186,7 +241,7 @@ fn every_committed_lab_folder_compares_with_the_h200() {
         return;
     }
     for o in others {
-        let inputs = compare::load(&[h200_lab(), o.clone()]).unwrap();
+        let inputs = compare::load(&[h200.clone(), o.clone()]).unwrap();
         let rep = compare::build(&inputs);
         assert!(rep.columns.len() >= 2, "{}", o.display());
         let d = tempfile::tempdir().unwrap();
@@ -200,12 +255,13 @@ fn a_fleet_folder_expands_to_its_lab_folders() {
     let d = tempfile::tempdir().unwrap();
     let fleet = d.path().join("fleet");
     std::fs::create_dir_all(fleet.join("vm-2026-11-26")).unwrap();
+    let h200 = h200_lab(d.path());
     std::fs::copy(
-        h200_lab().join("results.json"),
+        h200.join("results.json"),
         fleet.join("vm-2026-11-26/results.json"),
     )
     .unwrap();
-    let slow = slower_copy(&fleet);
+    let slow = slower_copy(&h200, &fleet);
     assert!(slow.starts_with(&fleet));
     std::fs::write(fleet.join("notes.txt"), "not results").unwrap();
     let inputs = compare::load(std::slice::from_ref(&fleet)).unwrap();
@@ -218,8 +274,9 @@ fn a_fleet_folder_expands_to_its_lab_folders() {
 #[test]
 fn bad_inputs_get_one_clear_error_each() {
     let d = tempfile::tempdir().unwrap();
+    let lab_dir = h200_lab(d.path());
     let good: Value =
-        serde_json::from_str(&std::fs::read_to_string(h200_lab().join("results.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(lab_dir.join("results.json")).unwrap())
             .unwrap();
     let newer = d.path().join("newer.json");
     let mut v = good.clone();
@@ -228,26 +285,25 @@ fn bad_inputs_get_one_clear_error_each() {
     let corrupt = d.path().join("corrupt.json");
     std::fs::write(&corrupt, &good.to_string()[..500]).unwrap();
     let info = fixture("h200-raw/info.json");
-    let lab = h200_lab();
     let empty = d.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     for (args, want) in [
         (
-            vec![lab.clone(), newer],
+            vec![lab_dir.clone(), newer],
             "newer than this cumemlab understands",
         ),
         (
-            vec![lab.clone(), corrupt],
+            vec![lab_dir.clone(), corrupt],
             "is not a cumemlab result file (invalid JSON",
         ),
         (
-            vec![lab.clone(), info],
+            vec![lab_dir.clone(), info],
             "is not a cumemlab result file (no \"schema\"",
         ),
-        (vec![lab.clone()], "compare needs at least two machines"),
-        (vec![lab.clone(), empty], "holds no results.json"),
+        (vec![lab_dir.clone()], "compare needs at least two machines"),
+        (vec![lab_dir.clone(), empty], "holds no results.json"),
         (
-            vec![lab.clone(), d.path().join("missing")],
+            vec![lab_dir.clone(), d.path().join("missing")],
             "no such file or folder",
         ),
     ] {

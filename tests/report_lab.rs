@@ -1,7 +1,8 @@
 //! The lab's results folder and report, without a GPU: built from committed real results (the
 //! H200 run's `info --json`, `selftest --json` and `sweep` document under
-//! `tests/fixtures/results/h200-raw/`, assembled into lab results), and from every lab folder
-//! committed under `docs/results/` when there are any. Every section is present, every plot is an
+//! `tests/fixtures/results/h200-raw/`, assembled into lab results), from the real two-device lab
+//! under `tests/fixtures/results/h200x2-lab/`, and from every lab folder committed under
+//! `docs/results/` when there are any. Every section is present, every plot is an
 //! SVG that parses, and the numbers in report.md equal those in results.json. Also: the lab on
 //! this machine (host-side parts without a GPU, exit 0), and one clear error for a newer schema
 //! and for a corrupt file.
@@ -402,7 +403,7 @@ fn h200_report_has_every_section_plot_and_number() {
 }
 
 #[test]
-fn results_round_trip_and_the_committed_fixture_reads() {
+fn results_round_trip() {
     let r = h200();
     let d = folder(&r);
     let back = LabResults::read(&d.path().join("results.json")).unwrap();
@@ -410,12 +411,87 @@ fn results_round_trip_and_the_committed_fixture_reads() {
         serde_json::to_value(&back).unwrap(),
         serde_json::to_value(&r).unwrap()
     );
-    let fx = LabResults::read(&common::repo().join("tests/fixtures/results/h200-lab")).unwrap();
-    assert_eq!(fx.environment.devices[0].name, "NVIDIA H200");
-    assert_eq!(
-        fx.sweep.as_ref().unwrap().rows.len(),
-        r.sweep.as_ref().unwrap().rows.len()
-    );
+}
+
+#[test]
+fn the_real_two_device_lab_reports_both_devices() {
+    // `lab --device all` on a host with two H200s: every step ran on both devices.
+    let r = LabResults::read(&common::repo().join("tests/fixtures/results/h200x2-lab")).unwrap();
+    assert_eq!(r.settings.devices, vec![0, 1]);
+    for name in ["selftest", "sweep", "probe", "layout"] {
+        let devs: Vec<Option<i32>> = r
+            .steps
+            .iter()
+            .filter(|s| s.name == name && s.status == StepStatus::Ok)
+            .map(|s| s.device)
+            .collect();
+        assert_eq!(devs, vec![Some(0), Some(1)], "{name}");
+    }
+    let d = folder(&r);
+    check_folder(d.path());
+    let md = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    for f in [
+        "alloc-time-dev0",
+        "alloc-time-dev1",
+        "touch-dev1",
+        "bandwidth-dev1",
+        "probe-dev0",
+        "probe-dev1",
+        "accounting",
+    ] {
+        assert!(md.contains(f), "no {f} figure");
+    }
+    for h in [
+        "### Device 0: NVIDIA H200",
+        "### Device 1: NVIDIA H200",
+        "### Cache effect",
+        "## Layout",
+    ] {
+        assert!(md.contains(h), "no {h}");
+    }
+    for g in [
+        "**Sweep, device 1 (NVIDIA H200)**",
+        "**Probe, device 1 (NVIDIA H200)**",
+        "**Layout, device 0 (NVIDIA H200)**",
+    ] {
+        assert!(md.contains(g), "no findings group {g}");
+    }
+    // The probe table's numbers are the rows'.
+    let tables = parse_markdown_tables(&md);
+    let (_, header, body) = tables_with(&tables, "Probe limits, device 1")[0];
+    let max = header.iter().position(|h| h == "max (GiB)").unwrap();
+    for line in body {
+        let row = r
+            .probe
+            .as_ref()
+            .unwrap()
+            .rows
+            .iter()
+            .find(|x| x.device == 1 && x.strategy == line[0] && x.kind.key() == line[1])
+            .unwrap();
+        same(
+            &line[max],
+            row.max_bytes as f64 / (1u64 << 30) as f64,
+            2,
+            "probe max",
+        );
+    }
+    // Files get the mode of any file the user writes (0666 less the umask), not the 0600 of a
+    // temporary file: a fleet's shared --out stays readable.
+    use std::os::unix::fs::PermissionsExt;
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap_or(0o022);
+    for e in std::fs::read_dir(d.path()).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() && e.file_name() != "results.json" {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o666 & !umask, "{:?} is {mode:o}", e.file_name());
+        }
+    }
 }
 
 #[test]
@@ -636,30 +712,5 @@ fn lab_on_this_machine() {
         // A bad device number is bad input only where there are GPUs: here it is not an error.
         let out = common::run(&["lab", "--out", out_dir, "--budget", "0"]);
         assert_eq!(out.status.code(), Some(2), "--budget 0 is refused");
-    }
-}
-
-/// Rewrites `tests/fixtures/results/h200-lab/results.json` from the raw H200 files:
-/// `cargo test --test report_lab -- --ignored regenerate`.
-#[test]
-#[ignore]
-fn regenerate_h200_lab_fixture() {
-    let dir = common::repo().join("tests/fixtures/results/h200-lab");
-    std::fs::create_dir_all(&dir).unwrap();
-    let r = h200();
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string(&r).unwrap() + "\n",
-    )
-    .unwrap();
-    if let Ok(out) = std::env::var("CUMEMLAB_REPORT_OUT") {
-        let out = PathBuf::from(out);
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(
-            out.join("results.json"),
-            serde_json::to_vec_pretty(&r).unwrap(),
-        )
-        .unwrap();
-        lab::write_report(&r, &out).unwrap();
     }
 }

@@ -827,7 +827,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
             b,
         ))
     };
-    let bars = |t: &CompareTable, rows: &[&CompareRow], title: String, unit: &str, scale: Scale| {
+    let bars = |rows: &[&CompareRow], title: String, unit: &str, scale: Scale| {
         bar_chart(&BarChart {
             title,
             value_label: unit.into(),
@@ -842,7 +842,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                 .collect(),
             scale,
             reference_lines: Vec::new(),
-            annotate: t.rows.len() * labels.len() <= 40,
+            annotate: rows.len() * labels.len() <= 40,
         })
     };
 
@@ -855,7 +855,6 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                 "Selftest bandwidth on device memory per machine",
                 "Median GB/s of each operation on device memory (`selftest`).",
                 bars(
-                    t,
                     &rows,
                     "Selftest bandwidth on device memory".into(),
                     "bandwidth (GB/s = 1e9 bytes/s)",
@@ -961,13 +960,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                         .trim_end_matches("_ms")
                         .trim_end_matches("_gbps")
                 ),
-                bars(
-                    t,
-                    &refs,
-                    format!("{what} at {}", fmt_bytes(size)),
-                    unit,
-                    scale,
-                )?,
+                bars(&refs, format!("{what} at {}", fmt_bytes(size)), unit, scale)?,
             );
             if id == "sweep.fill_gbps"
                 && let Some(r) = rows_short.iter().find(|r| r.key == "device")
@@ -1009,7 +1002,6 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
             "Largest allocation per strategy, one bar per machine",
             "The probe's `max_bytes` per strategy and kind.",
             bars(
-                t,
                 &rows,
                 "Largest allocation per strategy".into(),
                 "largest allocation (GiB = 2^30 bytes)",
@@ -1040,7 +1032,6 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
             "Largest dense model per workload, one bar per machine",
             "`plan --capacity` for each machine's usable memory (or its target without a GPU).",
             bars(
-                t,
                 &rows,
                 "Largest dense model per workload".into(),
                 "parameters (billions)",
@@ -1070,10 +1061,9 @@ fn per_machine(r: &CompareRow, labels: &[String], decimals: usize, unit: &str) -
         .enumerate()
         .filter_map(|(i, v)| {
             v.map(|v| {
-                let ratio = if i > 0 {
-                    format!(" ({})", fmt_ratio(r.ratios[i]))
-                } else {
-                    String::new()
+                let ratio = match r.ratios[i] {
+                    Some(q) if i > 0 => format!(" ({})", fmt_ratio(Some(q))),
+                    _ => String::new(),
                 };
                 format!("{} {v:.decimals$} {unit}{ratio}", labels[i])
             })

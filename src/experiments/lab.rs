@@ -318,15 +318,17 @@ impl LabResults {
 
 // ---------------------------------------------------------------- the budget
 
-/// Planning figures, seconds. They come from the first H200 run (sweep at 256 MiB, 1 GiB and
-/// 4 GiB over every strategy with 3 runs: 26 s, about 5 s per GiB of sweep size, mostly pinning
-/// and the CPU-first touches) and are deliberately rough: the budget says what to leave out, the
-/// results say how long each step really took.
+/// Planning figures, seconds. They come from the H200 runs (sweep at 256 MiB, 1 GiB and 4 GiB
+/// over every strategy with 3 runs: 26 s, about 5 s per GiB of sweep size, mostly pinning and the
+/// CPU-first touches; a single-allocation probe of every strategy: 54 s, as modelled below; the
+/// selftest under a second, `layout` half a second, `cache effect` 16 s) and are deliberately
+/// rough and on the safe side: the budget says what to leave out, `steps` in the results say how
+/// long each step really took.
 pub mod cost {
     /// `info`, `cache` status and `plan` together.
     pub const HOST_STEPS_S: f64 = 5.0;
     /// `selftest` on one device (kernel checks at 4 GiB and an odd size, four bandwidth figures).
-    pub const SELFTEST_S: f64 = 15.0;
+    pub const SELFTEST_S: f64 = 5.0;
     /// `sweep`: per GiB of the sizes summed, all strategies.
     pub const SWEEP_S_PER_GIB: f64 = 5.0;
     /// `sweep`: per device, whatever the sizes.
@@ -339,9 +341,9 @@ pub mod cost {
     /// `probe`: per device, besides pinning and migration.
     pub const PROBE_FIXED_S: f64 = 10.0;
     /// `layout --preset 13b-sim` on one device.
-    pub const LAYOUT_S: f64 = 10.0;
+    pub const LAYOUT_S: f64 = 5.0;
     /// `cache effect` (a 4 GiB file written, read, evicted; three probes of `device`).
-    pub const CACHE_EFFECT_S: f64 = 45.0;
+    pub const CACHE_EFFECT_S: f64 = 30.0;
 }
 
 /// What one device brings to the budget.

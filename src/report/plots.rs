@@ -528,13 +528,19 @@ where
                 let label = fmt_value(v);
                 // Long bars carry their value inside the end (reference lines often sit just
                 // past it); short ones just after it.
-                let frac = match c.scale {
+                let frac = |v: f64| match c.scale {
                     Scale::Linear => (v - xr.0) / (xr.1 - xr.0),
                     _ => (v / xr.0).ln() / (xr.1 / xr.0).ln(),
                 };
+                // A reference line just past the bar's end would run through the value.
+                let line_after = c
+                    .reference_lines
+                    .iter()
+                    .any(|r| r.value >= v && frac(r.value) - frac(v) < 0.07);
+                let inside = (frac(v) > 0.8 || line_after) && frac(v) > 0.08;
                 let mid = (top + bottom) / 2.0;
                 let size = if band * 0.92 * 100.0 < 14.0 { 13 } else { 14 };
-                let elem = if frac > 0.8 {
+                let elem = if inside {
                     let style = TextStyle::from((FONT, size).into_font())
                         .color(&WHITE)
                         .pos(Pos::new(HPos::Right, VPos::Center));

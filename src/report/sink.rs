@@ -193,11 +193,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(&dir, e))?;
     tmp.write_all(bytes)
         .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
+    // Temporary files are created 0600; a result file gets the mode of any file the user writes
+    // (0666 less the umask), so a fleet's shared --out is readable as its umask intends.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))
+            .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// This process's umask, from /proc/self/status (reading it there changes nothing; the umask(2)
+/// call would have to set it); 022 where the kernel does not say.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 /// Reads a result document, refusing a newer schema or a corrupt file with one sentence each.

@@ -22,6 +22,33 @@ pub struct LabPage {
     pub findings: Vec<String>,
 }
 
+/// Findings in groups (one per experiment, and per device where there are several), each
+/// sentence naming the figure or table it comes from.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// The group the next sentences belong to.
+    pub group: String,
+    pub items: Vec<(String, String)>,
+}
+
+impl Findings {
+    pub fn push(&mut self, sentence: String) {
+        self.items.push((self.group.clone(), sentence));
+    }
+
+    /// The groups in order of first appearance, with their sentences.
+    pub fn grouped(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (g, f) in &self.items {
+            match out.iter_mut().find(|(x, _)| x == g) {
+                Some((_, v)) => v.push(f.clone()),
+                None => out.push((g.clone(), vec![f.clone()])),
+            }
+        }
+        out
+    }
+}
+
 /// GiB with two decimals (tables of memory).
 pub fn gib(b: u64) -> String {
     format!("{:.2}", b as f64 / GIB as f64)
@@ -91,7 +118,7 @@ fn title(r: &LabResults) -> String {
 pub fn build(r: &LabResults) -> Result<LabPage> {
     let mut p = Page::new(title(r));
     let mut body = Page::new("");
-    let mut findings: Vec<String> = Vec::new();
+    let mut findings = Findings::default();
 
     intro(r, &mut p);
     // Figures and tables are numbered in page order, and the findings come first on the page:
@@ -107,13 +134,19 @@ pub fn build(r: &LabResults) -> Result<LabPage> {
     files(r, &mut body);
 
     p.h2("Findings");
-    if findings.is_empty() {
+    let groups = findings.grouped();
+    if groups.is_empty() {
         p.para("No findings: no experiment produced numbers to compare (see the steps below).");
-    } else {
-        p.bullets(findings.clone());
+    }
+    for (g, items) in groups {
+        p.para(format!("**{g}**"));
+        p.bullets(items);
     }
     p.blocks.extend(body.blocks);
-    Ok(LabPage { page: p, findings })
+    Ok(LabPage {
+        page: p,
+        findings: findings.items.into_iter().map(|(_, f)| f).collect(),
+    })
 }
 
 fn intro(r: &LabResults, p: &mut Page) {
@@ -259,12 +292,13 @@ fn steps_and_machine(r: &LabResults, p: &mut Page) {
     }
 }
 
-fn selftest(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
+fn selftest(r: &LabResults, p: &mut Page, findings: &mut Findings) {
     let Some(v) = &r.selftest else { return };
     if v.is_empty() {
         return;
     }
     p.h2("Selftest");
+    findings.group = "Selftest".into();
     p.para("Every kernel verified on fresh random data (at the bandwidth size and at an odd size), then `fill`, `read` and a device-to-device copy against `cuMemsetD32` on device memory.");
     let mut checks = Vec::new();
     for s in v {
@@ -364,7 +398,7 @@ fn sweep_finding_figure<'a>(f: &str, touch: &'a str, bw: &'a str, alloc: &'a str
     }
 }
 
-fn sweep(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()> {
+fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
     let Some(s) = &r.sweep else { return Ok(()) };
     let rows = &s.rows;
     let mut devices: Vec<i32> = rows.iter().map(|r| r.device).collect();
@@ -378,6 +412,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()>
     for dev in devices {
         let name = r.device_name(dev);
         p.h3(format!("Device {dev}: {name}"));
+        findings.group = format!("Sweep, device {dev} ({name})");
         let sizes = sweep_sizes(rows, dev);
         let strategies = sweep_strategies(rows, dev);
         let Some(&big) = sizes.last() else { continue };
@@ -592,7 +627,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()>
         }
         for f in crate::experiments::sweep::findings(rows, dev) {
             let fig = sweep_finding_figure(&f, &fig_touch, &fig_bw, &fig_alloc);
-            findings.push(format!("{fig}: on device {dev}: {f}"));
+            findings.push(format!("{fig}: {f}"));
         }
     }
     if !s.skipped.is_empty() {
@@ -602,12 +637,13 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()>
     Ok(())
 }
 
-fn accounting(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()> {
+fn accounting(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
     let snaps = &r.accounting;
     if snaps.is_empty() {
         return Ok(());
     }
     p.h2("Memory accounting");
+    findings.group = "Memory accounting".into();
     p.para("What the driver and the kernel say is free, at the start and at the end of the lab: `cuMemGetInfo` free per device against /proc/meminfo's MemAvailable (what the kernel can give, page cache included), MemFree (unused) and Cached (the page cache).");
     let mut cats: Vec<String> = Vec::new();
     let mut devs: Vec<(i32, String)> = Vec::new();
@@ -737,7 +773,7 @@ fn accounting(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Resul
     Ok(())
 }
 
-fn probe(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()> {
+fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
     let Some(s) = &r.probe else { return Ok(()) };
     if s.rows.is_empty() && s.skipped.is_empty() {
         return Ok(());
@@ -750,6 +786,7 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()>
     for dev in devices {
         let rows: Vec<_> = s.rows.iter().filter(|r| r.device == dev).collect();
         let name = r.device_name(dev);
+        findings.group = format!("Probe, device {dev} ({name})");
         let mut strategies: Vec<String> = Vec::new();
         for x in &rows {
             if !strategies.contains(&x.strategy) {
@@ -874,13 +911,14 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) -> Result<()>
     Ok(())
 }
 
-fn cache(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
+fn cache(r: &LabResults, p: &mut Page, findings: &mut Findings) {
     let status = r.cache.as_ref().filter(|c| !c.rows.is_empty());
     let effect = r.cache_effect.as_ref().filter(|c| !c.rows.is_empty());
     if status.is_none() && effect.is_none() {
         return;
     }
     p.h2("Page cache");
+    findings.group = "Page cache".into();
     if let Some(c) = status {
         let body = c
             .rows
@@ -961,7 +999,7 @@ fn cache(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
     }
 }
 
-fn layout(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
+fn layout(r: &LabResults, p: &mut Page, findings: &mut Findings) {
     let Some(v) = &r.layout else { return };
     if v.is_empty() {
         return;
@@ -975,6 +1013,7 @@ fn layout(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
         let Some(dev) = rep.rows.first().map(|x| x.device) else {
             continue;
         };
+        findings.group = format!("Layout, device {dev} ({})", r.device_name(dev));
         let mut body = Vec::new();
         if let Some(t) = &rep.summary.totals {
             body.push(vec!["tensors allocated".into(), t.tensors.to_string()]);
@@ -1019,7 +1058,7 @@ fn layout(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
             body,
         );
         for n in &rep.notes {
-            findings.push(format!("{t}: on device {dev}: {n}"));
+            findings.push(format!("{t}: {n}"));
         }
         if !rep.skipped.is_empty() {
             p.bullets(rep.skipped.clone());
@@ -1027,12 +1066,13 @@ fn layout(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
     }
 }
 
-fn plan(r: &LabResults, p: &mut Page, findings: &mut Vec<String>) {
+fn plan(r: &LabResults, p: &mut Page, findings: &mut Findings) {
     let Some(v) = &r.plan else { return };
     if v.is_empty() {
         return;
     }
     p.h2("Plan: the largest model per workload");
+    findings.group = "Plan".into();
     p.para("Pure arithmetic (`cumemlab plan --capacity`): the largest dense model, in billions of parameters, whose weights, KV cache, activations and training state fit each target at the stated context and batch.");
     for m in v {
         let body = m
