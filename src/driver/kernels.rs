@@ -351,6 +351,25 @@ impl Kernels {
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
     }
+
+    /// Times a fill-shaped kernel of the module by name (`(base, bytes, seed)` parameters) with
+    /// `grid_factor` times the occupancy grid: for comparing fill variants (kernels/fill_variants.cu).
+    pub fn time_fill_variant(
+        &self,
+        name: &str,
+        grid_factor: u32,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        seed: u32,
+    ) -> Result<f64> {
+        Self::aligned(ptr, name)?;
+        let mut f = self.function(name)?;
+        f.grid = f.grid.saturating_mul(grid_factor.max(1));
+        let (mut p, mut n, mut s) = (ptr, bytes, seed);
+        let mut params = [ptr_of(&mut p), ptr_of(&mut n), ptr_of(&mut s)];
+        Ok(stream.timed(|st| self.launch(&f, st, &mut params))?.0)
+    }
 }
 
 impl Drop for Kernels {

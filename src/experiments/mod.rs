@@ -36,6 +36,12 @@ pub fn install_interrupt_handlers() {
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
             let _ = signal_hook::flag::register(sig, flag.clone());
         }
+        // Rust ignores SIGPIPE, so printing into a closed pipe (`cumemlab compare ... | head`)
+        // would panic; die quietly instead, as command-line tools do.
+        let _ = signal_hook::flag::register_conditional_default(
+            signal_hook::consts::SIGPIPE,
+            Arc::new(AtomicBool::new(true)),
+        );
         flag
     });
 }

@@ -1,0 +1,43 @@
+// Variants of `fill` kept for `tests/gpu_fill_variants.rs`, which times each against
+// cuMemsetD32 so that the choice of the production kernel rests on measurements.
+#include "pattern.cuh"
+
+// Like cml_fill, with cache-streaming (evict-first) stores.
+extern "C" __global__ void cml_fillv_streaming(uint8_t* __restrict__ base, uint64_t bytes, uint32_t seed) {
+    const uint64_t nvec = bytes >> 4;
+    uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
+    const uint64_t stride = cml_nthreads();
+    uint64_t j = cml_tid();
+    for (; j + 3 * stride < nvec; j += 4 * stride) {
+        __stcs(&v[j], cml_pattern_vec(j, seed));
+        __stcs(&v[j + stride], cml_pattern_vec(j + stride, seed));
+        __stcs(&v[j + 2 * stride], cml_pattern_vec(j + 2 * stride, seed));
+        __stcs(&v[j + 3 * stride], cml_pattern_vec(j + 3 * stride, seed));
+    }
+    for (; j < nvec; j += stride) __stcs(&v[j], cml_pattern_vec(j, seed));
+}
+
+// One store per iteration, plain grid-stride (the simplest form).
+extern "C" __global__ void cml_fillv_simple(uint8_t* __restrict__ base, uint64_t bytes, uint32_t seed) {
+    const uint64_t nvec = bytes >> 4;
+    uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
+    for (uint64_t j = cml_tid(); j < nvec; j += cml_nthreads()) v[j] = cml_pattern_vec(j, seed);
+}
+
+// Each block owns one contiguous chunk; its threads stride through it.
+extern "C" __global__ void cml_fillv_blocked(uint8_t* __restrict__ base, uint64_t bytes, uint32_t seed) {
+    const uint64_t nvec = bytes >> 4;
+    uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
+    const uint64_t per = (nvec + gridDim.x - 1) / gridDim.x;
+    const uint64_t lo = (uint64_t)blockIdx.x * per;
+    const uint64_t hi = lo + per < nvec ? lo + per : nvec;
+    for (uint64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) v[j] = cml_pattern_vec(j, seed);
+}
+
+// No pattern arithmetic at all: a constant vector (the store path alone).
+extern "C" __global__ void cml_fillv_const(uint8_t* __restrict__ base, uint64_t bytes, uint32_t seed) {
+    const uint64_t nvec = bytes >> 4;
+    uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
+    const uint4 x = make_uint4(seed, seed, seed, seed);
+    for (uint64_t j = cml_tid(); j < nvec; j += cml_nthreads()) v[j] = x;
+}
