@@ -2,7 +2,7 @@
 # The GPU-host runner of target/gpu-bundle (copied there as run.sh by scripts/gpu-bundle.sh).
 # Usage: target/gpu-bundle/run.sh [STEP...]; steps run in the order given:
 #   tests      every test executable with CUMEMLAB_REQUIRE_GPU=1 (one test thread: tests compare
-#              free memory before and after)
+#              free memory before and after); tests=A,B runs only those executables
 #   sanitize   compute-sanitizer memcheck (leak check), racecheck, initcheck on the kernel tests
 #   selftest   cumemlab selftest (table and JSON)
 #   info       cumemlab info (table and JSON)
@@ -38,9 +38,13 @@ step() { # name, command...
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv 2>&1 | sed 's/^/nvidia-smi: /'
 for s in "$@"; do
   case "$s" in
-    tests)
+    tests|tests=*)
+      # tests=NAME,NAME runs only those test executables.
+      only=${s#tests}; only=${only#=}
       for t in "$here"/tests/*; do
-        step "test-$(basename "$t")" "$t" --test-threads=1
+        n=$(basename "$t")
+        if [ -n "$only" ] && ! printf ',%s,' "$only" | grep -q ",$n,"; then continue; fi
+        step "test-$n" "$t" --test-threads=1 --nocapture
       done ;;
     sanitize)
       if ! command -v compute-sanitizer >/dev/null; then echo "compute-sanitizer not found"; status=1; continue; fi

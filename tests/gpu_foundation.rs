@@ -15,9 +15,14 @@ fn kernels_verify_at_1gib_and_an_odd_size() {
         return;
     };
     let page = cumemlab::host::facts::page_size();
-    for bytes in [GIB, ODD_BYTES, 4097, 13] {
+    // CUMEMLAB_TEST_BYTES shrinks the large size for runs under compute-sanitizer.
+    let big = std::env::var("CUMEMLAB_TEST_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GIB);
+    for bytes in [big, ODD_BYTES, 4097, 13] {
         assert!(
-            bytes == GIB || bytes % 16 != 0,
+            bytes == big || bytes % 16 != 0,
             "odd sizes are not multiples of 16"
         );
         let a = allocate(
@@ -157,9 +162,12 @@ fn info_matches_nvidia_smi() {
     let name = parts.next().unwrap().trim().to_string();
     assert_eq!(gpu.name, name);
     let total = gpu.device.total_mem().unwrap();
-    assert_eq!(
-        total >> 20,
-        mib,
+    // nvidia-smi counts the whole framebuffer; the driver keeps a reserve out of
+    // cuDeviceTotalMem (seen: 616 MiB of 143,771 MiB on an H200, 479 MiB of 81,559 MiB on an
+    // H100). The same card: within 1%.
+    let smi = mib << 20;
+    assert!(
+        total <= smi && smi - total < smi / 100,
         "cuDeviceTotalMem {total} B vs nvidia-smi {mib} MiB"
     );
     // And the binary's JSON says the same.

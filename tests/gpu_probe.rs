@@ -43,10 +43,20 @@ fn warm_up(gpu: &Gpu, strategies: &[Strategy]) {
 }
 
 fn assert_free_back(gpu: &Gpu, start: u64, what: &str) {
+    assert_free_within(gpu, start, what, SLACK)
+}
+
+/// After an interrupted probe the driver may keep some bookkeeping of the huge managed ranges it
+/// populated (seen on an H100: 94 MiB less free after a probe that touched ~78 GiB of managed
+/// memory, with every allocation freed). Every allocation the probe makes is at least one
+/// resolution step (256 MiB), so a leaked one would show as 256 MiB or more.
+const INTERRUPT_SLACK: i64 = 256 * MIB as i64;
+
+fn assert_free_within(gpu: &Gpu, start: u64, what: &str, slack: i64) {
     let _ = trim_default_pool(&gpu.ctx);
     let end = gpu.free_bytes().unwrap();
     assert!(
-        (end as i64 - start as i64).abs() < SLACK,
+        (end as i64 - start as i64).abs() < slack,
         "{what}: cuMemGetInfo free {start} -> {end}: not back to its start"
     );
     assert!(
@@ -305,7 +315,7 @@ fn child_interrupted_probe() {
             assert!(r.stop_detail.contains("lower bound"), "{r:#?}");
         }
     }
-    assert_free_back(&gpu, start, "interrupted probe");
+    assert_free_within(&gpu, start, "interrupted probe", INTERRUPT_SLACK);
     let avail1 = MemInfo::read().unwrap().mem_available;
     assert!(
         avail1 + GIB >= avail0,
