@@ -48,7 +48,7 @@ fn fill_variants_against_memset() {
         "cml_fillv_blocked",
         "cml_fillv_const",
     ] {
-        for factor in [1u32, 2, 4] {
+        for factor in [1u32, 2, 4, 8, 16] {
             let seed = rand::random::<u32>();
             let g = med(runs, bytes, || {
                 k.time_fill_variant(name, factor, s, p, bytes, seed)
