@@ -16,8 +16,11 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 final=${OUT:-/tmp/cumemlab-out}
-out="$final/results"
-mkdir -p "$out"
+# Work outside $OUT and re-pack after every step: a run stopped at its time limit still returns
+# everything finished so far, in one file.
+work=$(mktemp -d /tmp/cumemlab-run.XXXXXX)
+out="$work/results"
+mkdir -p "$out" "$final"
 export RESULTS="$out"
 export CARGO_MANIFEST_DIR="$repo" CUMEMLAB_BIN="$here/cumemlab" CUMEMLAB_REQUIRE_GPU=1
 bin="$here/cumemlab"
@@ -33,6 +36,7 @@ step() { # name, command...
   tail -n 60 "$out/$name.log"
   echo "=== $name: exit $rc after $((SECONDS - t0)) s"
   [ $rc -eq 0 ] || status=1
+  tar czf "$final/results.tgz" -C "$work" results
 }
 
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv 2>&1 | sed 's/^/nvidia-smi: /'
@@ -79,6 +83,6 @@ for s in "$@"; do
       step "$s" "$bin" "$s" ;;
   esac
 done
-tar czf "$final/results.tgz" -C "$final" results && rm -rf "$out"
+tar czf "$final/results.tgz" -C "$work" results && rm -rf "$work"
 echo "=== all steps done, status $status; results in $final/results.tgz"
 exit $status
