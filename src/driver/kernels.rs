@@ -18,6 +18,12 @@ const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin")
 /// Threads per block for every kernel.
 pub const BLOCK: u32 = 256;
 
+/// `fill` runs with this many times the occupancy grid. Measured on an H200 (4 GiB, median of
+/// 15, tests/gpu_fill_variants.rs, docs/results/h200-2026-11-26-commands/fill-variants.log):
+/// 94.4% of cuMemsetD32 at 1x, 95.0% at 8x, 95.3% at 16x; a kernel storing a constant (no
+/// pattern arithmetic) followed the same curve, so the grid, not the arithmetic, was the limit.
+const FILL_GRID_FACTOR: u32 = 16;
+
 struct Function {
     raw: sys::CUfunction,
     grid: u32,
@@ -99,6 +105,11 @@ impl Kernels {
         };
         // From here on `k` owns the module and scratch; its Drop frees them on any error.
         k.fill = k.function("cml_fill")?;
+        k.fill.grid = k
+            .fill
+            .grid
+            .saturating_mul(FILL_GRID_FACTOR)
+            .min(i32::MAX as u32);
         k.touch = k.function("cml_touch")?;
         k.touch_read = k.function("cml_touch_read")?;
         k.read = k.function("cml_read")?;
