@@ -37,7 +37,7 @@ fn fill_variants_against_memset() {
     )];
     let prod = med(runs, bytes, || k.fill(s, p, bytes, 9).unwrap());
     lines.push(format!(
-        "cml_fill x1: {:.1} GB/s = {:.1}%",
+        "production fill (16x grid): {:.1} GB/s = {:.1}%",
         prod.median,
         100.0 * prod.median / memset.median
     ));
