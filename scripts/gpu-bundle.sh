@@ -33,6 +33,6 @@ for line in sys.stdin:
         print("bundled", out)
 ' "$bundle/tests"
 cp scripts/gpu-run.sh "$bundle/run.sh"
-cp scripts/interrupt-test.sh "$bundle/interrupt-test.sh"
-chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh"
+cp scripts/interrupt-test.sh scripts/concurrent-probes.sh "$bundle/"
+chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh" "$bundle/concurrent-probes.sh"
 du -sh "$bundle"

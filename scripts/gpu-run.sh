@@ -8,6 +8,8 @@
 #   info       cumemlab info (table and JSON)
 #   sweep      the default cumemlab sweep (table, JSON)
 #   interrupt  scripts/interrupt-test.sh: SIGINT/SIGKILL at several moments of real runs
+#   concurrent scripts/concurrent-probes.sh: two probes at once on one GPU
+#   sanitize-sweep  a short sweep of every strategy under memcheck, racecheck and initcheck
 #   CMD:ARGS   any other cumemlab subcommand, e.g. "probe:--strategies device,managed"
 # Every step's output goes to <work>/<step>.log (result files beside it, under $RESULTS inside
 # step arguments); at the end everything is packed into $OUT/results.tgz (the device tool returns
@@ -71,6 +73,14 @@ for s in "$@"; do
       step sweep "$bin" sweep --out "$out/sweep.json" ;;
     interrupt)
       step interrupt "$here/interrupt-test.sh" "$bin" "$out/interrupt" ;;
+    concurrent)
+      step concurrent "$here/concurrent-probes.sh" "$bin" "$out/concurrent" ;;
+    sanitize-sweep)
+      for tool in "memcheck --leak-check full" racecheck initcheck; do
+        # shellcheck disable=SC2086
+        step "sanitize-sweep-${tool%% *}" compute-sanitizer --tool $tool --error-exitcode 99 \
+          "$bin" sweep --strategies device,managed,pinned,registered,pool,vmm --sizes 64MiB --runs 1 --quiet
+      done ;;
     *:*)
       cmd=${s%%:*}; args=${s#*:}
       # Steps may name $RESULTS in their arguments (single-quoted by the caller).
