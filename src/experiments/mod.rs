@@ -107,6 +107,35 @@ pub fn require_driver() -> Result<Driver> {
     Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU, and {e}")))
 }
 
+/// A context (with its stream and the kernel module) needs a few hundred MiB of device memory.
+/// When another process (a second probe, a framework that took everything) holds it all for a
+/// moment, the driver answers out-of-memory: retry for up to 5 s before giving up with a sentence
+/// that says why.
+fn open_context(device: &Device) -> Result<(Arc<Context>, Arc<Stream>, Kernels)> {
+    let attempt = || -> crate::driver::Result<(Arc<Context>, Arc<Stream>, Kernels)> {
+        let ctx = Context::new(device)?;
+        let stream = Arc::new(Stream::new(&ctx)?);
+        let kernels = Kernels::load(&ctx)?;
+        Ok((ctx, stream, kernels))
+    };
+    let mut last = None;
+    for _ in 0..20 {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_out_of_memory() => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Failed(format!(
+        "device {} has no memory left for a CUDA context (another process holds it; retried for 5 s): {}",
+        device.ordinal(),
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
+}
+
 /// Everything a GPU experiment needs on one device, opened once.
 pub struct Gpu {
     pub driver: Driver,
@@ -125,9 +154,7 @@ impl Gpu {
         let count = driver.device_count()?;
         DeviceSel::One(ordinal).resolve(count)?;
         let device = driver.device(ordinal)?;
-        let ctx = Context::new(&device)?;
-        let stream = Arc::new(Stream::new(&ctx)?);
-        let kernels = Kernels::load(&ctx)?;
+        let (ctx, stream, kernels) = open_context(&device)?;
         let attrs = device.attributes();
         let arch = MemoryArchitecture::classify(&attrs);
         Ok(Gpu {
