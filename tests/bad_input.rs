@@ -111,26 +111,56 @@ fn cases(dir: &Path) -> Vec<(Vec<String>, &'static str)> {
         (v(&["probe", "--resolution", "256M"]), "ambiguous"),
         (v(&["probe", "--chunk", "0MiB"]), "zero"),
         (v(&["probe", "--kind", "biggest"]), "biggest"),
-        (v(&["probe", "--strategies", "malloc"]), "unknown strategy `malloc`"),
+        (
+            v(&["probe", "--strategies", "malloc"]),
+            "unknown strategy `malloc`",
+        ),
         (v(&["probe", "--max", "lots"]), "lots"),
         // cache and watch
         (v(&["cache", "--fill", "1G"]), "ambiguous"),
-        (vec!["cache".into(), "--evict".into(), d("no-such-file.bin")], "no-such-file.bin"),
+        (
+            vec!["cache".into(), "--evict".into(), d("no-such-file.bin")],
+            "no-such-file.bin",
+        ),
         (v(&["cache", "effect", "--fill", "-4GiB"]), "negative"),
         (v(&["watch", "--interval", "soon"]), "soon"),
         (v(&["watch", "--count", "0"]), "--count"),
         // layout
         (v(&["layout", "--preset", "70b-sim"]), "70b-sim"),
-        (v(&["layout", "--model", "llama-3.1-8b", "--precision", "fp5"]), "fp5"),
-        (v(&["layout", "--preset", "13b-sim", "--free", "half"]), "half"),
-        (v(&["layout", "--preset", "13b-sim", "--strategy", "heap"]), "heap"),
-        (vec!["layout".into(), "--spec".into(), d("missing-spec.toml")], "missing-spec.toml"),
+        (
+            v(&["layout", "--model", "llama-3.1-8b", "--precision", "fp5"]),
+            "fp5",
+        ),
+        (
+            v(&["layout", "--preset", "13b-sim", "--free", "half"]),
+            "half",
+        ),
+        (
+            v(&["layout", "--preset", "13b-sim", "--strategy", "heap"]),
+            "heap",
+        ),
+        (
+            vec!["layout".into(), "--spec".into(), d("missing-spec.toml")],
+            "missing-spec.toml",
+        ),
         // lab and compare: newer schema, corrupt file, missing input
         (v(&["lab", "--budget", "-1"]), "-1"),
-        (vec!["lab".into(), "--from".into(), d("no-such-lab")], "no-such-lab"),
-        (vec!["compare".into(), d("future.json"), d("future.json")], "newer"),
-        (vec!["compare".into(), d("not-json.json"), d("future.json")], "not-json.json"),
-        (vec!["compare".into(), d("missing-a.json"), d("missing-b.json")], "missing-a.json"),
+        (
+            vec!["lab".into(), "--from".into(), d("no-such-lab")],
+            "no-such-lab",
+        ),
+        (
+            vec!["compare".into(), d("future.json"), d("future.json")],
+            "newer",
+        ),
+        (
+            vec!["compare".into(), d("not-json.json"), d("future.json")],
+            "not-json.json",
+        ),
+        (
+            vec!["compare".into(), d("missing-a.json"), d("missing-b.json")],
+            "missing-a.json",
+        ),
     ]
 }
 

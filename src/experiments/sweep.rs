@@ -19,7 +19,7 @@ use crate::driver::DevicePtr;
 use crate::error::{Error, Result};
 use crate::host::{MemInfo, rss_bytes};
 use crate::memory::cpu::{cpu_sample_check, cpu_touch};
-use crate::memory::safety::Budget;
+use crate::memory::safety::{Budget, Forced};
 use crate::memory::{
     AllocOptions, Step, Strategy, allocate, prefetch_to_device, trim_default_pool,
 };
@@ -290,15 +290,20 @@ fn allowed(
         mem_available: m.mem_available,
         headroom: c.opts.headroom,
     };
-    match budget.check(st, size) {
-        Ok(()) => Ok(true),
-        Err(why) if c.opts.force => {
+    match budget.check_forced(st, size, c.opts.force) {
+        Ok(Forced::Allowed) => Ok(true),
+        Ok(Forced::Warn(why)) => {
             progress.println(format!("WARNING: --force: {why}; allocating anyway"));
             Ok(true)
         }
         Err(why) => {
+            let hint = if c.opts.force {
+                ""
+            } else {
+                " (use --force to override)"
+            };
             sink.skip(format!(
-                "device {} {st}@{}: refused: {why} (use --force to override)",
+                "device {} {st}@{}: refused: {why}{hint}",
                 c.dev,
                 fmt_bytes(size)
             ))?;

@@ -7,7 +7,8 @@
 //!   nor more than the host can hold minus the headroom (CPU-first touches land in host memory);
 //!   pinned, registered and pageable memory keep MemAvailable above the headroom; device-memory
 //!   strategies are bounded by the card's free memory (the driver refuses beyond it, safely).
-//! - `--force` lifts the limit with a printed warning.
+//! - `--force` lifts the limit with a printed warning, except for `managed` past the card's free
+//!   memory on a discrete GPU, which [`Budget::check_forced`] refuses even then.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,42 @@ impl Budget {
     }
 }
 
+/// What `--force` makes of a request: allowed with a warning, or still refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forced {
+    /// Within the ceiling: no warning.
+    Allowed,
+    /// Past the ceiling, allowed by `--force`: print this warning.
+    Warn(String),
+}
+
+impl Budget {
+    /// [`Budget::check`] under `--force` (when `force` is true): past-ceiling requests become a
+    /// warning, except managed memory past `cuMemGetInfo` free on a discrete card (it can hang the
+    /// GPU), which is refused even then.
+    pub fn check_forced(
+        &self,
+        strategy: Strategy,
+        bytes: u64,
+        force: bool,
+    ) -> Result<Forced, String> {
+        match self.check(strategy, bytes) {
+            Ok(()) => Ok(Forced::Allowed),
+            Err(why) if !force => Err(why),
+            Err(why)
+                if !self.unified
+                    && strategy.info().backing == Backing::Managed
+                    && bytes > self.device_free =>
+            {
+                Err(format!(
+                    "{why}; --force does not lift this one: more managed memory than the card has free can hang the GPU"
+                ))
+            }
+            Err(why) => Ok(Forced::Warn(why)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +189,20 @@ mod tests {
             ..b
         };
         assert_eq!(small.ceiling(Strategy::Managed), 12 * GIB);
+        // --force lifts the host and device ceilings but never managed past the card's free memory.
+        assert_eq!(
+            b.check_forced(Strategy::Device, free, true),
+            Ok(Forced::Allowed)
+        );
+        assert!(matches!(
+            b.check_forced(Strategy::Pinned, 200 * GIB, true),
+            Ok(Forced::Warn(_))
+        ));
+        let e = b
+            .check_forced(Strategy::Managed, free + GIB, true)
+            .unwrap_err();
+        assert!(e.contains("--force does not lift this one"), "{e}");
+        assert!(b.check_forced(Strategy::Pinned, 200 * GIB, false).is_err());
         // Headroom larger than MemAvailable leaves nothing.
         let tight = Budget {
             mem_available: 4 * GIB,

@@ -45,7 +45,7 @@ use super::sweep::Snapshot;
 use super::{Gpu, check_interrupt, interrupted, require_driver};
 use crate::error::{Error, Result};
 use crate::host::MemInfo;
-use crate::memory::safety::{Budget, DEFAULT_HEADROOM};
+use crate::memory::safety::{Budget, DEFAULT_HEADROOM, Forced};
 use crate::memory::{AllocOptions, Allocation, Backing, Strategy, allocate, prefetch_to_device};
 use crate::plan::{BATCH_SEARCH_CAP, CONTEXT_SEARCH_CAP, Precision};
 use crate::report::{Document, Progress, ResultSink, sink::to_json};
@@ -579,9 +579,9 @@ fn footprint(gpu: &Gpu, opts: &LayoutOptions) -> Result<u64> {
 pub fn preflight(gpu: &Gpu, opts: &LayoutOptions) -> Result<Option<String>> {
     let total = footprint(gpu, opts)?;
     let b = budget(gpu, opts.headroom)?;
-    match b.check(opts.strategy, total) {
-        Ok(()) => Ok(None),
-        Err(why) if opts.force => Ok(Some(format!(
+    match b.check_forced(opts.strategy, total, opts.force) {
+        Ok(Forced::Allowed) => Ok(None),
+        Ok(Forced::Warn(why)) => Ok(Some(format!(
             "WARNING: --force: {} ({} tensors): {why}; allocating anyway",
             opts.layout.source,
             opts.layout.tensors.len()
@@ -693,17 +693,24 @@ fn phases<E: Serialize + Clone>(
         } else {
             "it was not allocated".to_string()
         };
-        if let Err(why) = budget(gpu, opts.headroom)?.check(st, t.bytes) {
-            if opts.force {
+        match budget(gpu, opts.headroom)?.check_forced(st, t.bytes, opts.force) {
+            Ok(Forced::Allowed) => {}
+            Ok(Forced::Warn(why)) => {
                 progress.println(format!(
                     "WARNING: --force: tensor {i} `{}`: {why}; allocating anyway",
                     t.name
                 ));
-            } else {
+            }
+            Err(why) => {
                 sink.skip(format!(
-                    "tensor {i} `{}` ({}): refused: {why}; {unallocated} (use --force to override)",
+                    "tensor {i} `{}` ({}): refused: {why}; {unallocated}{}",
                     t.name,
-                    fmt_bytes(t.bytes)
+                    fmt_bytes(t.bytes),
+                    if opts.force {
+                        ""
+                    } else {
+                        " (use --force to override)"
+                    }
                 ))?;
                 break;
             }
