@@ -1014,12 +1014,7 @@ pub fn render_effect(doc: &EffectDoc) -> String {
         }
         out.push('\n');
     }
-    if !doc.skipped.is_empty() {
-        out.push_str("Skipped:\n");
-        for s in &doc.skipped {
-            out.push_str(&format!("- {s}\n"));
-        }
-    }
+    out.push_str(&crate::report::bullet_section("Skipped", &doc.skipped));
     for n in &doc.notes {
         out.push_str(&format!("{n}\n"));
     }
@@ -1251,22 +1246,7 @@ pub fn main(args: CacheArgs) -> Result<()> {
         let m = MemInfo::read().map_err(Error::Failed)?;
         hc::check_fill(dir, *bytes, m.mem_available)?;
     }
-    let dev = if args.host_only {
-        Err("--host-only".to_string())
-    } else {
-        DeviceView::open(args.device)?
-    };
-    let (view, absent) = match dev {
-        Ok(v) => (Some(v), None),
-        Err(reason) => (None, Some(reason)),
-    };
-    let env = match &view {
-        Some(v) => Environment::collect(Some(&[v.ordinal])),
-        None => Environment::host_only(absent.clone().unwrap_or_default()),
-    };
-    if let Some(v) = &view {
-        v.ctx.bind()?;
-    }
+    let (view, absent, env) = super::watch::open_view(args.host_only, args.device)?;
     let mut sink: ResultSink<CacheRow, Environment> =
         ResultSink::new("cache", env, args.out.as_deref())?;
     let result = run_action(&action, view.as_ref(), &mut sink, args.quiet);

@@ -948,12 +948,7 @@ pub fn render(doc: &ProbeDoc) -> String {
         }
         out.push('\n');
     }
-    if !doc.skipped.is_empty() {
-        out.push_str("Skipped:\n");
-        for s in &doc.skipped {
-            out.push_str(&format!("- {s}\n"));
-        }
-    }
+    out.push_str(&crate::report::bullet_section("Skipped", &doc.skipped));
     for n in &doc.notes {
         out.push_str(&format!("{n}\n"));
     }

@@ -718,12 +718,7 @@ pub fn render(doc: &SweepDoc) -> String {
         }
         out.push('\n');
     }
-    if !doc.skipped.is_empty() {
-        out.push_str("Skipped:\n");
-        for s in &doc.skipped {
-            out.push_str(&format!("- {s}\n"));
-        }
-    }
+    out.push_str(&crate::report::bullet_section("Skipped", &doc.skipped));
     out
 }
 

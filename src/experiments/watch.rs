@@ -59,6 +59,32 @@ pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
     Ok(d)
 }
 
+/// The device view of `watch` and `cache` status (or why there is none: `--host-only`, no GPU)
+/// and the environment for their result document.
+pub fn open_view(
+    host_only: bool,
+    device: i32,
+) -> Result<(Option<DeviceView>, Option<String>, Environment)> {
+    let dev = if host_only {
+        Err("--host-only".to_string())
+    } else {
+        DeviceView::open(device)?
+    };
+    let (view, absent) = match dev {
+        Ok(v) => (Some(v), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    let env = match &view {
+        Some(v) => Environment::collect(Some(&[v.ordinal])),
+        None => Environment::host_only(absent.clone().unwrap_or_default()),
+    };
+    // Environment::collect makes the context current anew; keep ours current on this thread.
+    if let Some(v) = &view {
+        v.ctx.bind()?;
+    }
+    Ok((view, absent, env))
+}
+
 /// One device opened for `cuMemGetInfo` only (no kernels, no allocations).
 pub struct DeviceView {
     pub ordinal: i32,
@@ -279,23 +305,7 @@ pub struct WatchArgs {
 
 /// Runs `watch` from the command line.
 pub fn main(args: WatchArgs) -> Result<()> {
-    let dev = if args.host_only {
-        Err("--host-only".to_string())
-    } else {
-        DeviceView::open(args.device)?
-    };
-    let (view, absent) = match dev {
-        Ok(v) => (Some(v), None),
-        Err(reason) => (None, Some(reason)),
-    };
-    let env = match &view {
-        Some(v) => Environment::collect(Some(&[v.ordinal])),
-        None => Environment::host_only(absent.clone().unwrap_or_default()),
-    };
-    // Environment::collect makes the context current anew; keep ours current on this thread.
-    if let Some(v) = &view {
-        v.ctx.bind()?;
-    }
+    let (view, absent, env) = open_view(args.host_only, args.device)?;
     let mut sink: ResultSink<WatchSample, Environment> =
         ResultSink::new("watch", env, args.out.as_deref())?;
     let tty = std::io::stdout().is_terminal();

@@ -9,4 +9,4 @@ pub mod sink;
 pub mod table;
 
 pub use sink::{Document, OutFormat, ResultSink, SCHEMA, SCHEMA_VERSION, write_atomic};
-pub use table::{Progress, new_table};
+pub use table::{Progress, bullet_section, new_table};

@@ -16,6 +16,19 @@ pub fn new_table<S: ToString>(header: &[S]) -> Table {
     t
 }
 
+/// `title:` followed by one `- item` line per item; nothing when there are no items (the
+/// "Skipped:" list of every experiment's text output).
+pub fn bullet_section(title: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{title}:\n");
+    for i in items {
+        out.push_str(&format!("- {i}\n"));
+    }
+    out
+}
+
 /// A progress bar over a known number of steps.
 pub struct Progress {
     bar: indicatif::ProgressBar,
