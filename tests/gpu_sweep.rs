@@ -29,6 +29,9 @@ fn opts(strategies: Vec<Strategy>, sizes: Vec<u64>) -> SweepOptions {
         force: false,
         alloc: Default::default(),
         quiet: true,
+        repeat: 3,
+        cpu_single_max: 512 * MIB,
+        caps: Default::default(),
     }
 }
 
@@ -76,19 +79,28 @@ fn every_supported_strategy_round_trips_and_memory_comes_back() {
                     r.ms_median > 0.0 && r.ms_median.is_finite(),
                     "{st} {bytes} {ph}: {r:?}"
                 );
+                // Three fresh allocations: one sample each for one-shot phases, two runs on
+                // each for bandwidth phases.
+                let per_alloc = if ph == phase::FILL || ph == phase::READ { 2 } else { 1 };
+                assert_eq!(r.samples_ms.len(), 3 * per_alloc, "{st} {bytes} {ph}: {r:?}");
+                assert_eq!(r.allocations, Some(3), "{st} {bytes} {ph}");
+                assert!(r.ms_min <= r.ms_median && r.ms_median <= r.ms_max);
             }
+            let fill = row(rows, st.key(), bytes, phase::FILL);
+            assert_eq!(fill.alloc_gbps.len(), 3, "{st} {bytes}");
+            assert!(fill.between_alloc_cv.is_some() && fill.within_alloc_cv.is_some());
             assert_eq!(
                 row(rows, st.key(), bytes, phase::VERIFY).mismatches,
                 Some(0),
                 "{st} at {bytes}"
             );
             if st.info().host_accessible {
-                assert!(
-                    row(rows, st.key(), bytes, phase::CPU_FIRST_TOUCH)
-                        .pages
-                        .unwrap()
-                        >= bytes / 4096
-                );
+                let cpu = row(rows, st.key(), bytes, phase::CPU_FIRST_TOUCH);
+                assert!(cpu.pages.unwrap() >= bytes / 4096);
+                assert_eq!(cpu.samples_ms.len(), 3, "{st} {bytes}");
+                // One thread at or below 512 MiB (the single-thread rate), two above.
+                let threads = if bytes <= 512 * MIB { 1 } else { 2 };
+                assert_eq!(cpu.threads, Some(threads), "{st} {bytes}");
             }
         }
     }
@@ -208,5 +220,37 @@ fn sigint_mid_sweep_frees_everything_and_keeps_finished_rows() {
     assert!(
         (end_free as i64 - start_free as i64).abs() < SLACK,
         "free memory {start_free} -> {end_free} after SIGINT"
+    );
+}
+
+#[test]
+fn caps_leave_out_linear_costs_and_say_why() {
+    let Some(_gpu) = common::gpu_or_skip("caps_leave_out_linear_costs_and_say_why") else {
+        return;
+    };
+    let mut o = opts(
+        vec![Strategy::Device, Strategy::Managed, Strategy::Pinned],
+        vec![256 * MIB, GIB],
+    );
+    o.caps = sweep::Caps {
+        host_max: Some(256 * MIB),
+        managed_max: Some(256 * MIB),
+        cpu_first_max: Some(256 * MIB),
+    };
+    let mut sink = ResultSink::new("sweep", Environment::host_only("test".into()), None).unwrap();
+    sweep::run(&[0], &o, &mut sink).unwrap();
+    let rows = &sink.doc.rows;
+    let has = |st: &str, b: u64, ph: &str| {
+        rows.iter()
+            .any(|r| r.strategy == st && r.bytes == b && r.phase == ph)
+    };
+    assert!(has("device", GIB, phase::FILL));
+    assert!(has("pinned", 256 * MIB, phase::ALLOC) && !has("pinned", GIB, phase::ALLOC));
+    assert!(has("managed", 256 * MIB, phase::CPU_FIRST_TOUCH));
+    assert!(!has("managed", GIB, phase::ALLOC));
+    let skipped = sink.doc.skipped.join("\n");
+    assert!(
+        skipped.contains("pinned@1 GiB: capped") && skipped.contains("managed@1 GiB: capped"),
+        "{skipped}"
     );
 }

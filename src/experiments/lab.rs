@@ -27,7 +27,7 @@ use super::info::{self, InfoReport};
 use super::layout::{self, LayoutOptions, LayoutReport};
 use super::probe::{self, MaxSel, ProbeKind, ProbeOptions, ProbeRow};
 use super::selftest::{self, SelftestOptions, SelftestReport};
-use super::sweep::{self, SweepOptions, SweepRow};
+use super::sweep::{self, Caps, SweepOptions, SweepRow};
 use super::watch::DeviceView;
 use super::{DeviceSel, Gpu, interrupted, require_driver};
 use crate::driver::Driver;
@@ -45,7 +45,7 @@ pub const RESULTS_FILE: &str = "results.json";
 /// The layout preset the lab allocates.
 pub const LAYOUT_PRESET: &str = "13b-sim";
 /// The default budget, minutes.
-pub const DEFAULT_BUDGET_MINUTES: f64 = 10.0;
+pub const DEFAULT_BUDGET_MINUTES: f64 = 2.0;
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,30 +318,58 @@ impl LabResults {
 
 // ---------------------------------------------------------------- the budget
 
-/// Planning figures, seconds. They come from the H200 runs (sweep at 256 MiB, 1 GiB and 4 GiB
-/// over every strategy with 3 runs: 26 s, about 5 s per GiB of sweep size, mostly pinning and the
-/// CPU-first touches; a single-allocation probe of every strategy: 54 s, as modelled below; the
-/// selftest under a second, `layout` half a second, `cache effect` 16 s) and are deliberately
-/// rough and on the safe side: the budget says what to leave out, `steps` in the results say how
-/// long each step really took.
+/// Planning figures, seconds, from the default lab on the H200 of docs/results/h200-2026-11-26-lab
+/// (`steps.csv`: sweep 234 s, probe 71 s, everything else 1.2 s; the sweep's rows and its
+/// "wall time by phase" note). Where the 234 s of sweep went (five sizes summing to 56 GiB, one
+/// allocation each, 5 bandwidth runs): the CPU-first variant 127 s (managed CPU first touch with
+/// one thread 0.30 s per GiB for each of three managed strategies, the GPU touch after it 0.15 s
+/// per GiB, pinned and registered allocated a second time), allocation 38 s (cuMemHostAlloc 0.36
+/// s per GiB, cuMemHostRegister 0.30 s per GiB; device memory about 1 ms at any size), fill and
+/// read 30 s (pinned and registered over PCIe, 0.022 s per GiB per pass), verify 23 s, free 11 s.
+/// The probe's 71 s: pinned and registered pinned 32 GiB twice each (single and cumulative, 50
+/// s), managed touched 117 GiB twice (18 s); device, pool and vmm 2 s together.
+///
+/// So the default (2-minute) plan measures the linear costs at sizes that show their rate and no
+/// larger: host-backed strategies up to 1 GiB, the CPU-first variant up to 1 GiB (one thread at
+/// 256 MiB for the single-thread rate, several at 1 GiB), managed migration up to 16 GiB; device,
+/// pool and vmm at every size (they cost milliseconds); three fresh allocations each; the probe
+/// with host strategies capped at 4 GiB and no cumulative search of managed memory. The model
+/// gives about 70 s for this on the H200: sweep 3 x 10 s + 3 s, probe 26 s, the rest 10 s
+/// (see the `plan_budget` tests); `--budget` buys the next tier (4 GiB caps, managed at every
+/// size, the whole probe), then 5 fresh allocations and 16 GiB caps, then no caps.
 pub mod cost {
-    /// `info`, `cache` status and `plan` together.
-    pub const HOST_STEPS_S: f64 = 5.0;
-    /// `selftest` on one device (kernel checks at 4 GiB and an odd size, four bandwidth figures).
-    pub const SELFTEST_S: f64 = 5.0;
-    /// `sweep`: per GiB of the sizes summed, all strategies.
-    pub const SWEEP_S_PER_GIB: f64 = 5.0;
+    /// `info`, `cache` status and `plan` together (0.4 s measured).
+    pub const HOST_STEPS_S: f64 = 2.0;
+    /// Opening a device for a step (context, module load).
+    pub const CONTEXT_S: f64 = 1.0;
+    /// `selftest` on one device with 10 bandwidth runs (0.4 s measured).
+    pub const SELFTEST_S: f64 = 2.0;
     /// `sweep`: per device, whatever the sizes.
     pub const SWEEP_FIXED_S: f64 = 3.0;
-    /// Pinning or registering host memory, per GiB (DESIGN.md: about 0.3 s per GB on H100; 0.5
-    /// measured on the H200 host).
+    /// `sweep`: per fresh allocation (accounting snapshots, synchronisations, launches).
+    pub const PER_ALLOCATION_S: f64 = 0.05;
+    /// `sweep`: device, pool or vmm memory, per GiB per allocation (touches, fill, read, check).
+    pub const DEVICE_S_PER_GIB: f64 = 0.01;
+    /// Pinning or registering host memory and freeing it, per GiB (0.36 + 0.09 s measured on
+    /// the H200 host; DESIGN.md: about 0.3 s per GB on H100).
     pub const PIN_S_PER_GIB: f64 = 0.5;
-    /// Migrating managed memory on first GPU touch, GiB per second (discrete cards, about 10).
+    /// One pass of a kernel over host memory through PCIe, per GiB.
+    pub const HOST_PASS_S_PER_GIB: f64 = 0.022;
+    /// Migrating managed memory on first GPU touch, GiB per second (13.9 GB/s measured).
     pub const MIGRATE_GIB_PER_S: f64 = 10.0;
+    /// The three managed strategies' first touches (0.077 + 0.022 + 0.004 s measured) and
+    /// their CPU sample check, per GiB per allocation.
+    pub const MANAGED_S_PER_GIB: f64 = 0.12;
+    /// One CPU thread faulting in managed memory, per GiB (0.30 s measured).
+    pub const CPU_FAULT_S_PER_GIB: f64 = 0.30;
+    /// Planned speed-up of the CPU touch with several threads (faulting does not scale far).
+    pub const CPU_THREAD_SPEEDUP: f64 = 2.0;
+    /// Managed memory migrating back to the GPU after the CPU touched it, per GiB (0.15 s).
+    pub const MIGRATE_BACK_S_PER_GIB: f64 = 0.15;
     /// `probe`: per device, besides pinning and migration.
-    pub const PROBE_FIXED_S: f64 = 10.0;
-    /// `layout --preset 13b-sim` on one device.
-    pub const LAYOUT_S: f64 = 5.0;
+    pub const PROBE_FIXED_S: f64 = 5.0;
+    /// `layout --preset 13b-sim` on one device (0.4 s measured).
+    pub const LAYOUT_S: f64 = 2.0;
     /// `cache effect` (a 4 GiB file written, read, evicted; three probes of `device`).
     pub const CACHE_EFFECT_S: f64 = 30.0;
 }
@@ -356,7 +384,7 @@ pub struct DeviceBudget {
 }
 
 /// The sizes, repetitions and resolutions chosen for a budget, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BudgetPlan {
     pub budget_s: f64,
     /// The planned total, seconds (see [`cost`]).
@@ -364,38 +392,167 @@ pub struct BudgetPlan {
     /// Per device: the sweep sizes.
     pub sweep_sizes: Vec<(i32, Vec<u64>)>,
     pub sweep_runs: u32,
+    /// Fresh allocations per (strategy, size) (absent in older results).
+    #[serde(default)]
+    pub sweep_repeat: u32,
+    /// The sweep's caps on linear costs.
+    #[serde(default)]
+    pub sweep_caps: Caps,
+    /// Threads of the CPU-first touch above `cpu_single_max_bytes`.
+    #[serde(default)]
+    pub cpu_threads: u32,
+    #[serde(default)]
+    pub cpu_single_max_bytes: u64,
     pub selftest_runs: u32,
     pub probe_kinds: Vec<ProbeKind>,
     pub probe_resolution_bytes: u64,
     pub probe_chunk_bytes: u64,
+    /// The probe's cap on host-backed strategies (discrete GPUs).
+    #[serde(default)]
+    pub probe_host_cap_bytes: u64,
+    /// Whether managed memory gets the cumulative search.
+    #[serde(default)]
+    pub probe_cumulative_lazy: bool,
     /// What was scaled down from the defaults, and why (one sentence each).
     pub scaled: Vec<String>,
 }
 
-fn probe_cost(d: &DeviceBudget, kinds: usize) -> f64 {
+/// One rung of the ladder of plans, cheapest first.
+#[derive(Debug, Clone, Copy)]
+struct Tier {
+    caps: Caps,
+    repeat: u32,
+    runs: u32,
+    probe_host_cap: u64,
+    probe_cumulative_lazy: bool,
+    probe_resolution: u64,
+}
+
+const TIERS: [Tier; 5] = [
+    Tier {
+        caps: Caps {
+            host_max: Some(256 * MIB),
+            managed_max: Some(GIB),
+            cpu_first_max: Some(256 * MIB),
+        },
+        repeat: 3,
+        runs: 3,
+        probe_host_cap: GIB,
+        probe_cumulative_lazy: false,
+        probe_resolution: GIB,
+    },
+    Tier {
+        caps: Caps {
+            host_max: Some(GIB),
+            managed_max: Some(16 * GIB),
+            cpu_first_max: Some(GIB),
+        },
+        repeat: 3,
+        runs: 3,
+        probe_host_cap: 4 * GIB,
+        probe_cumulative_lazy: false,
+        probe_resolution: GIB,
+    },
+    Tier {
+        caps: Caps {
+            host_max: Some(4 * GIB),
+            managed_max: None,
+            cpu_first_max: Some(4 * GIB),
+        },
+        repeat: 3,
+        runs: 5,
+        probe_host_cap: 8 * GIB,
+        probe_cumulative_lazy: true,
+        probe_resolution: 256 * MIB,
+    },
+    Tier {
+        caps: Caps {
+            host_max: Some(16 * GIB),
+            managed_max: None,
+            cpu_first_max: Some(16 * GIB),
+        },
+        repeat: 5,
+        runs: 5,
+        probe_host_cap: probe::DEFAULT_HOST_CAP_BYTES,
+        probe_cumulative_lazy: true,
+        probe_resolution: 256 * MIB,
+    },
+    Tier {
+        caps: Caps {
+            host_max: None,
+            managed_max: None,
+            cpu_first_max: None,
+        },
+        repeat: 5,
+        runs: 5,
+        probe_host_cap: probe::DEFAULT_HOST_CAP_BYTES,
+        probe_cumulative_lazy: true,
+        probe_resolution: 256 * MIB,
+    },
+];
+
+/// CPU threads the lab uses for large CPU touches.
+pub fn lab_cpu_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8) as u32)
+}
+
+/// The lab's single-thread CPU touches stop at this size (larger sizes use several threads).
+pub const CPU_SINGLE_MAX: u64 = 256 * MIB;
+
+fn probe_cost(d: &DeviceBudget, t: &Tier, kinds: usize) -> f64 {
     let gib = d.usable_bytes as f64 / GIB as f64;
-    // Host-backed strategies stop at 32 GiB on discrete cards (probe's default cap).
     let host_gib = if d.unified {
         gib
     } else {
-        gib.min(probe::DEFAULT_HOST_CAP_BYTES as f64 / GIB as f64)
+        gib.min(t.probe_host_cap as f64 / GIB as f64)
     };
-    let pin = 2.0 * host_gib * cost::PIN_S_PER_GIB;
-    let managed = if d.unified {
-        0.0
+    let pin = kinds as f64 * host_gib * cost::PIN_S_PER_GIB;
+    let managed_runs = if kinds > 1 && t.probe_cumulative_lazy {
+        2.0
     } else {
-        gib / cost::MIGRATE_GIB_PER_S
+        1.0
     };
-    cost::PROBE_FIXED_S + kinds as f64 * (pin + managed)
+    let managed = managed_runs * gib.min(if d.unified { gib } else { f64::MAX })
+        / cost::MIGRATE_GIB_PER_S;
+    // pinned and registered (and pageable on unified memory, which is touched like managed).
+    let host_strategies = if d.unified { 3.0 } else { 2.0 };
+    cost::CONTEXT_S + cost::PROBE_FIXED_S + host_strategies * pin + managed
 }
 
-fn sweep_cost(sizes: &[u64]) -> f64 {
-    cost::SWEEP_FIXED_S + cost::SWEEP_S_PER_GIB * sizes.iter().sum::<u64>() as f64 / GIB as f64
+/// The planned seconds of one device's sweep.
+fn sweep_cost(sizes: &[u64], t: &Tier, unified: bool, threads: u32) -> f64 {
+    let within = |cap: Option<u64>, b: u64| cap.is_none_or(|c| b <= c);
+    let host_strategies = if unified { 3.0 } else { 2.0 };
+    let host_per_gib =
+        cost::PIN_S_PER_GIB + (2.0 * f64::from(t.runs + 1) + 1.0) * cost::HOST_PASS_S_PER_GIB;
+    let mut per_repeat = 0.0;
+    for &b in sizes {
+        let g = b as f64 / GIB as f64;
+        per_repeat += 3.0 * (cost::PER_ALLOCATION_S + g * cost::DEVICE_S_PER_GIB);
+        if within(t.caps.managed_max, b) {
+            per_repeat += 3.0 * cost::PER_ALLOCATION_S + g * cost::MANAGED_S_PER_GIB;
+        }
+        if within(t.caps.host_max, b) {
+            per_repeat += host_strategies * (cost::PER_ALLOCATION_S + g * host_per_gib);
+        }
+        if within(t.caps.cpu_first_max, b) {
+            let speedup = if b <= CPU_SINGLE_MAX || threads <= 1 {
+                1.0
+            } else {
+                cost::CPU_THREAD_SPEEDUP
+            };
+            per_repeat += 3.0
+                * g
+                * (cost::CPU_FAULT_S_PER_GIB / speedup + cost::MIGRATE_BACK_S_PER_GIB)
+                + host_strategies * g * (cost::PIN_S_PER_GIB + cost::HOST_PASS_S_PER_GIB);
+        }
+    }
+    cost::CONTEXT_S + cost::SWEEP_FIXED_S + f64::from(t.repeat) * per_repeat
 }
 
-/// Fits the lab into `budget_s`: the fixed steps first, then the sweep gets what is left
-/// (its largest sizes dropped until it fits), then the probe is coarsened when even the smallest
-/// sweep does not fit. `steps` says which steps will run.
+/// Fits the lab into `budget_s`: the richest tier of [`TIERS`] whose planned total fits; below
+/// the cheapest, the sweep's largest sizes are dropped until it fits. `scaled` says, one
+/// sentence each, what was capped against the full protocol and why.
 pub fn plan_budget(
     budget_s: f64,
     devices: &[DeviceBudget],
@@ -405,79 +562,131 @@ pub fn plan_budget(
     run_layout: bool,
     run_cache_effect: bool,
 ) -> BudgetPlan {
-    let mut scaled = Vec::new();
-    let n = devices.len() as f64;
-    let mut selftest_runs = 10;
-    let mut sweep_runs = 5;
-    let mut kinds = vec![ProbeKind::Single, ProbeKind::Cumulative];
-    let mut resolution = 256 * MIB;
-    let chunk = GIB;
-    let fixed = |kinds: usize, st_runs: u32| {
+    let threads = lab_cpu_threads();
+    let kinds_all = vec![ProbeKind::Single, ProbeKind::Cumulative];
+    let fixed = |t: &Tier| {
         let mut s = cost::HOST_STEPS_S;
         if run_cache_effect && !devices.is_empty() {
             s += cost::CACHE_EFFECT_S;
         }
         for d in devices {
             if run_selftest {
-                s += cost::SELFTEST_S * f64::from(st_runs) / 10.0;
+                s += cost::CONTEXT_S + cost::SELFTEST_S;
             }
             if run_probe {
-                s += probe_cost(d, kinds);
+                s += probe_cost(d, t, kinds_all.len());
             }
             if run_layout {
-                s += cost::LAYOUT_S;
+                s += cost::CONTEXT_S + cost::LAYOUT_S;
             }
         }
         s
     };
-    let minimal_sweep = if run_sweep {
-        n * sweep_cost(&[256 * MIB])
-    } else {
-        0.0
-    };
-    if fixed(kinds.len(), selftest_runs) + minimal_sweep > budget_s && run_probe {
-        kinds = vec![ProbeKind::Single];
-        resolution = GIB;
-        scaled.push(format!(
-            "probe: the largest single allocation only, at 1 GiB resolution (not the cumulative maximum at 256 MiB), to fit the {:.0}-minute budget",
-            budget_s / 60.0
-        ));
-    }
-    if fixed(kinds.len(), selftest_runs) + minimal_sweep > budget_s && run_selftest {
-        selftest_runs = 3;
-        scaled.push("selftest: 3 bandwidth runs instead of 10, to fit the budget".into());
-    }
-    let left = budget_s - fixed(kinds.len(), selftest_runs);
-    let per_device = if n > 0.0 { left / n } else { 0.0 };
-    if run_sweep && !devices.is_empty() && per_device < 2.0 * sweep_cost(&[256 * MIB, GIB]) {
-        sweep_runs = 3;
-        scaled.push("sweep: 3 bandwidth runs instead of 5, to fit the budget".into());
-    }
-    let mut sweep_sizes = Vec::new();
-    if run_sweep {
-        for d in devices {
-            let all = sweep::default_sizes(d.usable_bytes);
-            let mut sizes = all.clone();
-            while sizes.len() > 1 && sweep_cost(&sizes) > per_device {
-                sizes.pop();
+    let full_sizes: Vec<(i32, Vec<u64>, bool)> = devices
+        .iter()
+        .map(|d| (d.device, sweep::default_sizes(d.usable_bytes), d.unified))
+        .collect();
+    let total = |t: &Tier, sizes: &[(i32, Vec<u64>, bool)]| {
+        fixed(t)
+            + if run_sweep {
+                sizes
+                    .iter()
+                    .map(|(_, s, u)| sweep_cost(s, t, *u, threads))
+                    .sum::<f64>()
+            } else {
+                0.0
             }
-            if sizes.len() < all.len() {
+    };
+    let chosen = TIERS
+        .iter()
+        .rposition(|t| total(t, &full_sizes) <= budget_s)
+        .unwrap_or(0);
+    let t = TIERS[chosen];
+    let mut scaled = Vec::new();
+    let mut sizes = full_sizes.clone();
+    if run_sweep {
+        // Below the cheapest tier: drop the largest sizes (one device at a time, largest first).
+        while total(&t, &sizes) > budget_s {
+            let Some(d) = sizes
+                .iter_mut()
+                .filter(|(_, s, _)| s.len() > 1)
+                .max_by_key(|(_, s, _)| s.iter().sum::<u64>())
+            else {
+                break;
+            };
+            d.1.pop();
+        }
+        for ((dev, all, _), (_, kept, _)) in full_sizes.iter().zip(&sizes) {
+            if kept.len() < all.len() {
                 let dropped: Vec<String> =
-                    all[sizes.len()..].iter().map(|b| fmt_bytes(*b)).collect();
+                    all[kept.len()..].iter().map(|b| fmt_bytes(*b)).collect();
                 scaled.push(format!(
-                    "sweep on device {}: sizes {} left out (the sweep had about {:.0} s of the {:.0}-minute budget; each GiB of sweep size costs about {:.0} s over all strategies)",
-                    d.device,
+                    "sweep on device {dev}: sizes {} left out to fit the {:.1}-minute budget",
                     dropped.join(", "),
-                    per_device.max(0.0),
-                    budget_s / 60.0,
-                    cost::SWEEP_S_PER_GIB
+                    budget_s / 60.0
                 ));
             }
-            sweep_sizes.push((d.device, sizes));
+        }
+        let caps = t.caps;
+        let cap = |c: Option<u64>| c.map(fmt_bytes);
+        let mut parts = Vec::new();
+        if let Some(c) = cap(caps.host_max) {
+            parts.push(format!(
+                "pinned, registered and pageable up to {c} (pinning costs about {:.1} s per GiB)",
+                cost::PIN_S_PER_GIB
+            ));
+        }
+        if let Some(c) = cap(caps.managed_max) {
+            parts.push(format!(
+                "managed strategies up to {c} (first-touch migration costs about {:.2} s per GiB)",
+                1.0 / cost::MIGRATE_GIB_PER_S
+            ));
+        }
+        if let Some(c) = cap(caps.cpu_first_max) {
+            parts.push(format!(
+                "the CPU-first variant up to {c} (one CPU thread faults managed memory at about {:.2} s per GiB; one thread at {} and below, {threads} above)",
+                cost::CPU_FAULT_S_PER_GIB,
+                fmt_bytes(CPU_SINGLE_MAX)
+            ));
+        }
+        if !parts.is_empty() {
+            scaled.push(format!(
+                "sweep: costs linear in size measured as per-GiB rates at smaller sizes: {}; device, pool and vmm at every size; {} fresh allocations and {} bandwidth runs each, to fit the {:.1}-minute budget",
+                parts.join("; "),
+                t.repeat,
+                t.runs,
+                budget_s / 60.0
+            ));
         }
     }
-    let estimated_s = fixed(kinds.len(), selftest_runs)
-        + sweep_sizes.iter().map(|(_, s)| sweep_cost(s)).sum::<f64>();
+    if run_probe && !devices.is_empty() {
+        let mut parts = Vec::new();
+        if t.probe_host_cap < probe::DEFAULT_HOST_CAP_BYTES {
+            parts.push(format!(
+                "pinned and registered capped at {} on discrete cards (not 32 GiB)",
+                fmt_bytes(t.probe_host_cap)
+            ));
+        }
+        if !t.probe_cumulative_lazy {
+            parts.push(
+                "no cumulative search of managed memory (it touches everything it holds)".into(),
+            );
+        }
+        if t.probe_resolution > 256 * MIB {
+            parts.push(format!(
+                "single-allocation resolution {} (not 256 MiB)",
+                fmt_bytes(t.probe_resolution)
+            ));
+        }
+        if !parts.is_empty() {
+            scaled.push(format!(
+                "probe: {}, to fit the {:.1}-minute budget",
+                parts.join("; "),
+                budget_s / 60.0
+            ));
+        }
+    }
+    let estimated_s = total(&t, &sizes);
     if estimated_s > budget_s * 1.05 {
         scaled.push(format!(
             "even scaled down, the lab is planned at about {:.1} minutes, over the {:.1}-minute budget",
@@ -488,12 +697,22 @@ pub fn plan_budget(
     BudgetPlan {
         budget_s,
         estimated_s,
-        sweep_sizes,
-        sweep_runs,
-        selftest_runs,
-        probe_kinds: kinds,
-        probe_resolution_bytes: resolution,
-        probe_chunk_bytes: chunk,
+        sweep_sizes: if run_sweep {
+            sizes.into_iter().map(|(d, s, _)| (d, s)).collect()
+        } else {
+            Vec::new()
+        },
+        sweep_runs: t.runs,
+        sweep_repeat: t.repeat,
+        sweep_caps: t.caps,
+        cpu_threads: threads,
+        cpu_single_max_bytes: CPU_SINGLE_MAX,
+        selftest_runs: 10,
+        probe_kinds: kinds_all,
+        probe_resolution_bytes: t.probe_resolution,
+        probe_chunk_bytes: GIB,
+        probe_host_cap_bytes: t.probe_host_cap,
+        probe_cumulative_lazy: t.probe_cumulative_lazy,
         scaled,
     }
 }
@@ -924,11 +1143,14 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
                 sizes,
                 runs,
                 page_stride: crate::host::facts::page_size(),
-                cpu_threads: 1,
+                cpu_threads: plan.cpu_threads.max(1) as usize,
                 headroom,
                 force: false,
                 alloc: AllocOptions::default(),
                 quiet,
+                repeat: plan.sweep_repeat.max(3),
+                cpu_single_max: plan.cpu_single_max_bytes,
+                caps: plan.sweep_caps,
             };
             let mut sink = ResultSink::new("sweep", env, None)?;
             let r = sweep::run(&[o], &sopts, &mut sink);
@@ -950,6 +1172,8 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
             max: MaxSel::Auto,
             headroom,
             quiet,
+            host_cap_bytes: plan.probe_host_cap_bytes,
+            cumulative_lazy: plan.probe_cumulative_lazy,
             ..ProbeOptions::default()
         };
         lab.step("probe", *d, not_run, |res| {
@@ -1165,6 +1389,7 @@ pub fn assemble(
             probe_resolution_bytes: 0,
             probe_chunk_bytes: 0,
             scaled,
+            ..BudgetPlan::default()
         },
         no_gpu_reason: environment.no_device_reason.clone(),
     };

@@ -404,12 +404,15 @@ impl MaxSel {
 
     /// The cap for `st` on a device that is (not) unified.
     pub fn cap_for(self, st: Strategy, unified: bool) -> Option<u64> {
+        self.cap_with(st, unified, DEFAULT_HOST_CAP_BYTES)
+    }
+
+    /// As [`MaxSel::cap_for`], with `host_cap` as the `auto` cap of host-backed strategies.
+    pub fn cap_with(self, st: Strategy, unified: bool, host_cap: u64) -> Option<u64> {
         match self {
             MaxSel::None => None,
             MaxSel::Bytes(b) => Some(b),
-            MaxSel::Auto if !unified && st.info().backing == Backing::Host => {
-                Some(DEFAULT_HOST_CAP_BYTES)
-            }
+            MaxSel::Auto if !unified && st.info().backing == Backing::Host => Some(host_cap),
             MaxSel::Auto => None,
         }
     }
@@ -494,6 +497,12 @@ pub struct ProbeOptions {
     pub force: bool,
     pub alloc: AllocOptions,
     pub quiet: bool,
+    /// The `auto` cap of host-backed strategies on discrete GPUs (the lab lowers it to its
+    /// budget: pinning costs about 0.5 s per GiB).
+    pub host_cap_bytes: u64,
+    /// Whether the cumulative search runs for lazily populated strategies (managed, pageable),
+    /// which touches everything it holds; the lab leaves it out under a short budget.
+    pub cumulative_lazy: bool,
 }
 
 impl Default for ProbeOptions {
@@ -510,6 +519,8 @@ impl Default for ProbeOptions {
             force: false,
             alloc: AllocOptions::default(),
             quiet: false,
+            host_cap_bytes: DEFAULT_HOST_CAP_BYTES,
+            cumulative_lazy: true,
         }
     }
 }
@@ -627,6 +638,14 @@ pub fn run_gpu(
         }
         for &kind in &opts.kinds {
             check_interrupt()?;
+            if kind == ProbeKind::Cumulative && !opts.cumulative_lazy && opts.touches(st) {
+                sink.skip(format!(
+                    "device {dev} {st} cumulative: left out to fit the lab's budget (it touches all it holds: about {:.0} s per 100 GiB of migration); a larger --budget includes it",
+                    100.0 / crate::experiments::lab::cost::MIGRATE_GIB_PER_S
+                ))?;
+                progress.inc();
+                continue;
+            }
             let row = probe_one(gpu, st, kind, opts, &progress)?;
             let stopped = row.stop_reason == StopReason::Interrupted;
             progress.println(format!(
@@ -659,7 +678,7 @@ pub fn probe_one(
     let dev = gpu.device.ordinal();
     let unified = gpu.arch.is_unified();
     let touch = opts.touches(st);
-    let cap = opts.max.cap_for(st, unified);
+    let cap = opts.max.cap_with(st, unified, opts.host_cap_bytes);
     let before = Accounting::take(gpu)?;
     let start_budget = before.budget(unified, opts.headroom);
     let force = opts.force.then_some(PhysicalBounds {
@@ -776,7 +795,11 @@ fn stop_detail(
             "stopped at the --max cap of {}, not at a failure{}",
             gib2(s.limit.bytes),
             if st.info().backing == Backing::Host && !budget.unified {
-                " (host memory strategies on a discrete GPU are capped at 32 GiB by default: pinning costs about 0.3 to 0.5 s per GB; `--max none` lifts it)"
+                if s.limit.bytes == DEFAULT_HOST_CAP_BYTES {
+                    " (host memory strategies on a discrete GPU are capped at 32 GiB by default: pinning costs about 0.3 to 0.5 s per GB; `--max none` lifts it)"
+                } else {
+                    " (host memory strategies on a discrete GPU are capped to keep pinning, about 0.3 to 0.5 s per GB, within the time budget; `--max none` lifts it)"
+                }
             } else {
                 ""
             }
@@ -1048,6 +1071,7 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         force: args.force,
         alloc: AllocOptions::default(),
         quiet: args.quiet,
+        ..ProbeOptions::default()
     };
     opts.validate()?;
     if let Some(out) = &args.out {

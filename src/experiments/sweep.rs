@@ -5,8 +5,16 @@
 //! fresh allocation touched by the CPU, then by the GPU). Baselines on `device` memory in the same
 //! run: `cuMemsetD32` and a device-to-device `cuMemcpy`.
 //!
+//! Each (strategy, size) is measured on `--repeat` fresh allocations (default 3): the one-shot
+//! phases get one sample per allocation, the bandwidth phases `--runs` runs on each, and every row
+//! carries n, median, min, max, CV and its samples; bandwidth rows also split their spread into
+//! the part between allocations (where the memory landed) and between runs on one allocation.
+//! Findings compare by the rule of [`crate::stats::order`] (ranges that do not overlap) and flag
+//! phases whose CV passes [`crate::stats::UNSTABLE_CV`].
+//!
 //! Every allocation is checked against the safety ceiling first; a refused or failed combination
-//! is reported as skipped with its reason and the sweep goes on. Rows stream to `--out`.
+//! is reported as skipped with its reason and the sweep goes on. Rows stream to `--out` when a
+//! combination's allocations are done.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,11 +29,11 @@ use crate::host::{MemInfo, rss_bytes};
 use crate::memory::cpu::{cpu_sample_check, cpu_touch};
 use crate::memory::safety::{Budget, Forced};
 use crate::memory::{
-    AllocOptions, Step, Strategy, allocate, prefetch_to_device, trim_default_pool,
+    AllocOptions, Backing, Step, Strategy, allocate, prefetch_to_device, trim_default_pool,
 };
 use crate::report::{Progress, ResultSink, new_table, sink::to_csv, sink::to_json};
-use crate::stats::Summary;
-use crate::units::{GIB, MIB, fmt_bytes, gbps, parse_size};
+use crate::stats::{Summary, placement_split};
+use crate::units::{GB, GIB, MIB, fmt_bytes, gbps, parse_size};
 
 /// Phases, in protocol order. The names are the `phase` values of the rows.
 pub mod phase {
@@ -79,10 +87,27 @@ pub struct SweepRow {
     /// Verify: elements that differed (must be 0), and how they were checked.
     pub mismatches: Option<u64>,
     pub note: Option<String>,
+    /// Fresh allocations the samples come from (absent in files written before `--repeat`).
+    #[serde(default)]
+    pub allocations: Option<u32>,
+    /// Every sample, ms: one per fresh allocation for one-shot phases; for bandwidth phases
+    /// every timed run, `runs / allocations` per allocation in allocation order. JSON only (CSV
+    /// keeps median, min, max, CV and n); absent in older files.
+    #[serde(default, skip_serializing_if = "crate::report::sink::in_csv")]
+    pub samples_ms: Vec<f64>,
+    /// Bandwidth phases: GB/s at each allocation's median time, in allocation order (JSON only).
+    #[serde(default, skip_serializing_if = "crate::report::sink::in_csv")]
+    pub alloc_gbps: Vec<f64>,
+    /// Bandwidth phases: CV of the per-allocation medians (where the memory landed).
+    #[serde(default)]
+    pub between_alloc_cv: Option<f64>,
+    /// Bandwidth phases: mean CV of the runs on one allocation (timing noise).
+    #[serde(default)]
+    pub within_alloc_cv: Option<f64>,
 }
 
 impl SweepRow {
-    fn new(device: i32, strategy: Strategy, bytes: u64, phase: &str) -> SweepRow {
+    pub fn new(device: i32, strategy: Strategy, bytes: u64, phase: &str) -> SweepRow {
         SweepRow {
             device,
             strategy: strategy.key().into(),
@@ -92,18 +117,43 @@ impl SweepRow {
         }
     }
 
-    fn times(mut self, ms: &[f64]) -> SweepRow {
+    /// Median, spread and samples of `ms`.
+    pub fn times(mut self, ms: &[f64]) -> SweepRow {
         if let Some(s) = Summary::of(ms) {
             self.runs = s.runs;
             self.ms_median = s.median;
             self.ms_min = s.min;
             self.ms_max = s.max;
             self.ms_cv = s.cv;
+            self.samples_ms = ms.to_vec();
         }
         self
     }
 
-    fn pages(mut self, pages: u64) -> SweepRow {
+    /// The times as a [`Summary`] (from the stored fields, so older files work too).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            median: self.ms_median,
+            min: self.ms_min,
+            max: self.ms_max,
+            cv: self.ms_cv,
+            runs: self.runs,
+        }
+    }
+
+    /// Milliseconds per GB (1e9 bytes): median, min and max.
+    pub fn ms_per_gb(&self) -> Summary {
+        let gb = self.bytes as f64 / 1e9;
+        let s = self.summary();
+        Summary {
+            median: s.median / gb,
+            min: s.min / gb,
+            max: s.max / gb,
+            ..s
+        }
+    }
+
+    pub fn pages(mut self, pages: u64) -> SweepRow {
         self.pages = Some(pages);
         if self.ms_median > 0.0 && pages > 0 {
             self.us_per_page = Some(self.ms_median * 1e3 / pages as f64);
@@ -158,7 +208,39 @@ pub struct SweepOptions {
     pub force: bool,
     pub alloc: AllocOptions,
     pub quiet: bool,
+    /// Fresh allocations per (strategy, size): every one-shot phase is measured on each.
+    pub repeat: u32,
+    /// Sizes at or below this use one CPU thread for the CPU-first touch (the single-thread
+    /// rate); larger sizes use `cpu_threads`. 0: `cpu_threads` everywhere.
+    pub cpu_single_max: u64,
+    pub caps: Caps,
 }
+
+impl SweepOptions {
+    /// Threads for the CPU-first touch of `size`.
+    pub fn cpu_threads_for(&self, size: u64) -> usize {
+        if size <= self.cpu_single_max {
+            1
+        } else {
+            self.cpu_threads.max(1)
+        }
+    }
+}
+
+/// Size caps for costs that are linear in size (the lab sets them from its budget; `sweep` on
+/// its own has none). A capped combination is listed as skipped with the reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Caps {
+    /// Host-backed strategies (pinned, registered, pageable): pinning.
+    pub host_max: Option<u64>,
+    /// Managed strategies: migration on first touch.
+    pub managed_max: Option<u64>,
+    /// The CPU-first variant (CPU faulting, then migration back to the GPU).
+    pub cpu_first_max: Option<u64>,
+}
+
+/// `--preset seed`: the sizes of the DGX Spark allocation table, GB (1e9 bytes).
+pub const SEED_SIZES_GB: &[u64] = &[1, 2, 4, 8, 10, 20, 30, 40, 50, 60, 70, 80];
 
 /// The default sizes for a device: 256 MiB, 1 GiB, 4 GiB, 16 GiB and a quarter of the usable
 /// memory (rounded down to 256 MiB), keeping only sizes up to half of the usable memory.
@@ -283,14 +365,7 @@ fn allowed(
     sink: &mut ResultSink<SweepRow, Environment>,
     progress: &Progress,
 ) -> Result<bool> {
-    let m = MemInfo::read().map_err(Error::Failed)?;
-    let budget = Budget {
-        unified: c.gpu.arch.is_unified(),
-        device_free: c.gpu.free_bytes()?,
-        mem_available: m.mem_available,
-        headroom: c.opts.headroom,
-    };
-    match budget.check_forced(st, size, c.opts.force) {
+    match budget_now(c)?.check_forced(st, size, c.opts.force) {
         Ok(Forced::Allowed) => Ok(true),
         Ok(Forced::Warn(why)) => {
             progress.println(format!("WARNING: --force: {why}; allocating anyway"));
@@ -312,14 +387,150 @@ fn allowed(
     }
 }
 
-fn step_rows(dev: i32, st: Strategy, size: u64, prefix: &str, steps: &[Step]) -> Vec<SweepRow> {
-    if steps.len() < 2 {
-        return Vec::new();
+/// The samples of one (strategy, size) gathered over its fresh allocations, turned into rows at
+/// the end (so every row carries all of its samples).
+#[derive(Default)]
+struct Acc {
+    /// One-shot phases (and `alloc:<step>` / `free:<step>`), in first-seen order: one sample per
+    /// fresh allocation.
+    one_shot: Vec<(String, Vec<f64>)>,
+    /// Bandwidth phases: one group of timed runs per allocation.
+    bandwidth: Vec<(&'static str, Vec<Vec<f64>>)>,
+    /// Accounting around the first allocation: before, after alloc, after first touch, after free.
+    before: Option<Snapshot>,
+    after_alloc: Option<Snapshot>,
+    after_touch: Option<Snapshot>,
+    after_free: Option<Snapshot>,
+    alloc_note: Option<String>,
+    pages: u64,
+    cpu_threads: Option<usize>,
+    cpu_pages_per_s_per_thread: Vec<f64>,
+    mismatches: Option<u64>,
+    verify_note: Option<String>,
+}
+
+impl Acc {
+    fn one(&mut self, phase: &str, ms: f64) {
+        match self.one_shot.iter_mut().find(|(p, _)| p == phase) {
+            Some((_, v)) => v.push(ms),
+            None => self.one_shot.push((phase.to_string(), vec![ms])),
+        }
     }
-    steps
-        .iter()
-        .map(|s| SweepRow::new(dev, st, size, &format!("{prefix}:{}", s.name)).times(&[s.ms]))
-        .collect()
+
+    fn group(&mut self, phase: &'static str, runs: Vec<f64>) {
+        match self.bandwidth.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, v)) => v.push(runs),
+            None => self.bandwidth.push((phase, vec![runs])),
+        }
+    }
+
+    /// The rows, in protocol order.
+    fn rows(self, dev: i32, st: Strategy, size: u64) -> Vec<SweepRow> {
+        let mut out = Vec::new();
+        let order = |p: &str| -> usize {
+            let base = p.split(':').next().unwrap_or(p);
+            [
+                phase::ALLOC,
+                phase::PREFETCH,
+                phase::GPU_FIRST_TOUCH,
+                phase::GPU_SECOND_TOUCH,
+                phase::FILL,
+                phase::READ,
+                phase::VERIFY,
+                phase::MEMSET_BASELINE,
+                phase::COPY_BASELINE,
+                phase::FREE,
+                phase::CPU_FIRST_TOUCH,
+                phase::GPU_TOUCH_AFTER_CPU,
+            ]
+            .iter()
+            .position(|q| *q == base)
+            .unwrap_or(usize::MAX)
+        };
+        let mut one_shot = self.one_shot;
+        one_shot.sort_by_key(|(p, _)| order(p));
+        for (ph, ms) in one_shot {
+            let mut r = SweepRow::new(dev, st, size, &ph).times(&ms);
+            r.allocations = Some(ms.len() as u32);
+            let between = |a: &Option<Snapshot>, b: &Option<Snapshot>| a.zip(*b);
+            match ph.as_str() {
+                phase::ALLOC => {
+                    if let Some((b, a)) = between(&self.before, &self.after_alloc) {
+                        r = r.deltas(&b, &a);
+                    }
+                    r.note = self.alloc_note.clone();
+                }
+                phase::GPU_FIRST_TOUCH => {
+                    r = r.pages(self.pages);
+                    if let Some((b, a)) = between(&self.before, &self.after_touch) {
+                        r = r.deltas(&b, &a);
+                    }
+                }
+                phase::GPU_SECOND_TOUCH | phase::GPU_TOUCH_AFTER_CPU => r = r.pages(self.pages),
+                phase::CPU_FIRST_TOUCH => {
+                    r = r.pages(self.pages);
+                    r.threads = self.cpu_threads.map(|t| t as u32);
+                    r.pages_per_s_per_thread =
+                        Summary::of(&self.cpu_pages_per_s_per_thread).map(|s| s.median);
+                }
+                phase::FREE => {
+                    if let Some((b, a)) = between(&self.before, &self.after_free) {
+                        r = r.deltas(&b, &a);
+                    }
+                }
+                phase::PREFETCH => r.gbps = Some(gbps(size, r.ms_median)),
+                _ => {}
+            }
+            if ph == phase::FREE
+                && let Some(bad) = self.mismatches
+            {
+                let mut v = SweepRow::new(dev, st, size, phase::VERIFY);
+                v.mismatches = Some(bad);
+                v.note = self.verify_note.clone();
+                out.push(v);
+            }
+            out.push(r);
+        }
+        for (ph, groups) in self.bandwidth {
+            let all: Vec<f64> = groups.iter().flatten().copied().collect();
+            let bytes = if ph == phase::COPY_BASELINE {
+                size / 2 / 16 * 16
+            } else if ph == phase::MEMSET_BASELINE {
+                size / 4 * 4
+            } else {
+                size
+            };
+            let mut r = SweepRow::new(dev, st, bytes, ph).times(&all);
+            r.gbps = Some(gbps(bytes, r.ms_median));
+            r.allocations = Some(groups.len() as u32);
+            r.alloc_gbps = groups
+                .iter()
+                .filter_map(|g| Summary::of(g).map(|s| gbps(bytes, s.median)))
+                .collect();
+            if let Some(split) = placement_split(&groups) {
+                r.between_alloc_cv = Some(split.between_cv);
+                r.within_alloc_cv = Some(split.within_cv);
+            }
+            if ph == phase::COPY_BASELINE {
+                r.gbps_traffic = Some(gbps(2 * bytes, r.ms_median));
+                r.note = Some(
+                    "bytes = bytes copied (first half onto second half of the device buffer)"
+                        .into(),
+                );
+            }
+            out.push(r);
+        }
+        out.sort_by_key(|r| order(&r.phase));
+        out
+    }
+}
+
+fn record_steps(acc: &mut Acc, prefix: &str, steps: &[Step]) {
+    if steps.len() >= 2 {
+        for s in steps {
+            acc.one(&format!("{prefix}:{}", s.name), s.ms);
+        }
+    }
 }
 
 /// Repeats `f` `runs` times after one discarded warm-up; returns the times.
@@ -332,6 +543,25 @@ fn repeat(runs: u32, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// Why `st` at `size` is left out by a cap of the options, if it is.
+fn capped(opts: &SweepOptions, st: Strategy, size: u64) -> Option<String> {
+    let over = |cap: Option<u64>| cap.is_some_and(|c| size > c);
+    if st.info().backing == Backing::Host && over(opts.caps.host_max) {
+        return Some(format!(
+            "capped: pinning or registering host memory costs about {:.2} s per GiB, so it is measured up to {} (its per-GiB rate is in the smaller sizes); a larger --budget lifts the cap",
+            crate::experiments::lab::cost::PIN_S_PER_GIB,
+            fmt_bytes(opts.caps.host_max.unwrap_or(0))
+        ));
+    }
+    if st.info().backing == Backing::Managed && over(opts.caps.managed_max) {
+        return Some(format!(
+            "capped: migrating managed memory on first touch is linear in size, so it is measured up to {} (its per-GiB rate is in the smaller sizes); a larger --budget lifts the cap",
+            fmt_bytes(opts.caps.managed_max.unwrap_or(0))
+        ));
+    }
+    None
+}
+
 fn combination(
     c: &Ctx,
     st: Strategy,
@@ -339,11 +569,46 @@ fn combination(
     sink: &mut ResultSink<SweepRow, Environment>,
     progress: &Progress,
 ) -> Result<()> {
+    if let Some(why) = capped(c.opts, st, size) {
+        sink.skip(format!("device {} {st}@{}: {why}", c.dev, fmt_bytes(size)))?;
+        return Ok(());
+    }
+    let mut acc = Acc {
+        pages: size.div_ceil(c.opts.page_stride),
+        ..Default::default()
+    };
+    let repeats = c.opts.repeat.max(1);
+    let mut result = Ok(true);
+    for i in 0..repeats {
+        result = one_allocation(c, st, size, i, &mut acc, sink, progress);
+        if !matches!(result, Ok(true)) {
+            break;
+        }
+    }
+    // Whatever finished is written, also when a later allocation failed or was interrupted.
+    for r in acc.rows(c.dev, st, size) {
+        sink.push(r)?;
+    }
+    result.map(|_| ())
+}
+
+/// One fresh allocation through the protocol; Ok(false) when the safety check refused it.
+fn one_allocation(
+    c: &Ctx,
+    st: Strategy,
+    size: u64,
+    index: u32,
+    acc: &mut Acc,
+    sink: &mut ResultSink<SweepRow, Environment>,
+    progress: &Progress,
+) -> Result<bool> {
     let (gpu, dev) = (c.gpu, c.dev);
     let (k, s) = (&gpu.kernels, &gpu.stream);
     let stride = c.opts.page_stride;
-    if !allowed(c, st, size, sink, progress)? {
-        return Ok(());
+    let first = index == 0;
+    // Only the first refusal is recorded: later ones would repeat it.
+    if !check(c, st, size, first, sink, progress)? {
+        return Ok(false);
     }
     c.lap("setup and safety checks");
 
@@ -351,21 +616,18 @@ fn combination(
     let before = Snapshot::take(gpu)?;
     let t = Instant::now();
     let mut a = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
-    let alloc_ms = t.elapsed().as_secs_f64() * 1e3;
-    let after_alloc = Snapshot::take(gpu)?;
-    let mut row = SweepRow::new(dev, st, size, phase::ALLOC)
-        .times(&[alloc_ms])
-        .deltas(&before, &after_alloc);
-    if a.mapped_bytes() != size {
-        row.note = Some(format!(
-            "rounded to {} bytes (granularity)",
-            a.mapped_bytes()
-        ));
+    acc.one(phase::ALLOC, t.elapsed().as_secs_f64() * 1e3);
+    if first {
+        acc.before = Some(before);
+        acc.after_alloc = Some(Snapshot::take(gpu)?);
+        if a.mapped_bytes() != size {
+            acc.alloc_note = Some(format!(
+                "rounded to {} bytes (granularity)",
+                a.mapped_bytes()
+            ));
+        }
     }
-    sink.push(row)?;
-    for r in step_rows(dev, st, size, "alloc", a.alloc_steps()) {
-        sink.push(r)?;
-    }
+    record_steps(acc, "alloc", a.alloc_steps());
     let ptr: DevicePtr = a.device_ptr();
     let writable = a.writable();
     c.lap(phase::ALLOC);
@@ -373,10 +635,7 @@ fn combination(
 
     // 2. prefetch (managed+prefetch).
     if st == Strategy::ManagedPrefetch {
-        let ms = prefetch_to_device(s, ptr, size)?;
-        let mut r = SweepRow::new(dev, st, size, phase::PREFETCH).times(&[ms]);
-        r.gbps = Some(gbps(size, ms));
-        sink.push(r)?;
+        acc.one(phase::PREFETCH, prefetch_to_device(s, ptr, size)?);
         c.lap(phase::PREFETCH);
     }
 
@@ -388,54 +647,43 @@ fn combination(
             Ok(k.touch_read(s, ptr, size, stride)?.0)
         }
     };
-    let pages = size.div_ceil(stride);
-    let first = touch(0x1111_1111)?;
-    let after_touch = Snapshot::take(gpu)?;
-    sink.push(
-        SweepRow::new(dev, st, size, phase::GPU_FIRST_TOUCH)
-            .times(&[first])
-            .pages(pages)
-            .deltas(&before, &after_touch),
-    )?;
-    let second = touch(0x2222_2222)?;
-    sink.push(
-        SweepRow::new(dev, st, size, phase::GPU_SECOND_TOUCH)
-            .times(&[second])
-            .pages(pages),
-    )?;
+    acc.one(phase::GPU_FIRST_TOUCH, touch(0x1111_1111)?);
+    if first {
+        acc.after_touch = Some(Snapshot::take(gpu)?);
+    }
+    acc.one(phase::GPU_SECOND_TOUCH, touch(0x2222_2222)?);
     c.lap("gpu touches");
     check_interrupt()?;
 
-    // 5-6. bandwidth: fill then read (never read zero-filled data), plus baselines on `device`.
+    // 5-6. bandwidth on this allocation: fill then read (never read zero-filled data).
     let seed: u32 = rand::random();
     if writable {
-        let fills = repeat(c.opts.runs, || Ok(k.fill(s, ptr, size, seed)?))?;
-        let mut r = SweepRow::new(dev, st, size, phase::FILL).times(&fills);
-        r.gbps = Some(gbps(size, r.ms_median));
-        sink.push(r)?;
+        acc.group(
+            phase::FILL,
+            repeat(c.opts.runs, || Ok(k.fill(s, ptr, size, seed)?))?,
+        );
         check_interrupt()?;
     }
-    let reads = repeat(c.opts.runs, || Ok(k.read(s, ptr, size)?.0))?;
-    let mut r = SweepRow::new(dev, st, size, phase::READ).times(&reads);
-    r.gbps = Some(gbps(size, r.ms_median));
-    sink.push(r)?;
+    acc.group(
+        phase::READ,
+        repeat(c.opts.runs, || Ok(k.read(s, ptr, size)?.0))?,
+    );
     c.lap("fill and read bandwidth");
     check_interrupt()?;
 
-    // 7. verify: the check kernel over everything, and the CPU on a sample where it can reach.
+    // 7. verify: the check kernel over everything on every allocation, and the CPU on a sample
+    // where it can reach (first allocation only: on managed memory each sampled word migrates).
     if writable {
         let (_, res) = k.check(s, ptr, size, seed)?;
-        let mut note = format!("check kernel over all {} bytes", size);
+        let mut note = format!("check kernel over all {size} bytes of each allocation");
         let mut bad = res.mismatches;
-        if let Some(mem) = a.host_slice() {
+        if first && let Some(mem) = a.host_slice() {
             let (n, b) = cpu_sample_check(mem, seed, 65_536);
-            note.push_str(&format!("; CPU read {n} sampled words"));
+            note.push_str(&format!("; CPU read {n} sampled words of the first"));
             bad += b;
         }
-        let mut r = SweepRow::new(dev, st, size, phase::VERIFY);
-        r.mismatches = Some(bad);
-        r.note = Some(note);
-        sink.push(r)?;
+        *acc.mismatches.get_or_insert(0) += bad;
+        acc.verify_note = Some(note);
         if bad != 0 {
             return Err(Error::Failed(format!(
                 "{st} at {}: {bad} elements did not hold the values written (first bad byte {:?}): the memory or the kernels are wrong",
@@ -444,84 +692,105 @@ fn combination(
             )));
         }
     }
-
     c.lap(phase::VERIFY);
     if st == Strategy::Device {
-        baselines(c, ptr, size, sink)?;
+        baselines(c, ptr, size, acc)?;
         c.lap("baselines");
     }
 
     // 8. free.
     let t = Instant::now();
     let free_steps = a.free()?;
-    let free_ms = t.elapsed().as_secs_f64() * 1e3;
-    let after_free = Snapshot::take(gpu)?;
-    sink.push(
-        SweepRow::new(dev, st, size, phase::FREE)
-            .times(&[free_ms])
-            .deltas(&before, &after_free),
-    )?;
-    for r in step_rows(dev, st, size, "free", &free_steps) {
-        sink.push(r)?;
+    acc.one(phase::FREE, t.elapsed().as_secs_f64() * 1e3);
+    if first {
+        acc.after_free = Some(Snapshot::take(gpu)?);
     }
+    record_steps(acc, "free", &free_steps);
     c.lap(phase::FREE);
     check_interrupt()?;
 
     // 9. CPU-first variant: a fresh allocation touched by the CPU, then by the GPU.
+    let cpu_capped = c.opts.caps.cpu_first_max.is_some_and(|m| size > m);
+    if cpu_capped && first {
+        sink.skip(format!(
+            "device {dev} {st}@{}: CPU-first variant capped: CPU faulting and migration back are linear in size, so they are measured up to {} (per-GiB rates in the smaller sizes)",
+            fmt_bytes(size),
+            fmt_bytes(c.opts.caps.cpu_first_max.unwrap_or(0))
+        ))?;
+    }
     if st.info().host_accessible
         && writable
+        && !cpu_capped
         && !interrupted()
-        && allowed(c, st, size, sink, progress)?
+        && check(c, st, size, first, sink, progress)?
     {
         let mut b = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
         let bptr = b.device_ptr();
+        let threads = c.opts.cpu_threads_for(size);
         if let Some(mem) = b.host_slice() {
-            let t = cpu_touch(mem, stride, 0x3333_3333, c.opts.cpu_threads);
-            let mut r = SweepRow::new(dev, st, size, phase::CPU_FIRST_TOUCH)
-                .times(&[t.ms])
-                .pages(t.pages);
-            r.threads = Some(t.threads as u32);
-            r.pages_per_s_per_thread = Some(t.pages_per_s_per_thread());
-            sink.push(r)?;
+            let t = cpu_touch(mem, stride, 0x3333_3333, threads);
+            acc.one(phase::CPU_FIRST_TOUCH, t.ms);
+            acc.cpu_threads = Some(t.threads);
+            acc.cpu_pages_per_s_per_thread
+                .push(t.pages_per_s_per_thread());
             let g = k.touch(s, bptr, size, stride, 0x4444_4444)?;
-            sink.push(
-                SweepRow::new(dev, st, size, phase::GPU_TOUCH_AFTER_CPU)
-                    .times(&[g])
-                    .pages(pages),
-            )?;
+            acc.one(phase::GPU_TOUCH_AFTER_CPU, g);
         }
         b.free()?;
         c.lap("CPU-first variant (alloc, CPU touch, GPU touch, free)");
     }
-    Ok(())
+    Ok(true)
+}
+
+/// The safety ceiling as it stands now.
+fn budget_now(c: &Ctx) -> Result<Budget> {
+    let m = MemInfo::read().map_err(Error::Failed)?;
+    Ok(Budget {
+        unified: c.gpu.arch.is_unified(),
+        device_free: c.gpu.free_bytes()?,
+        mem_available: m.mem_available,
+        headroom: c.opts.headroom,
+    })
+}
+
+/// The safety check without recording a refusal (repeats after the first).
+fn fits(c: &Ctx, st: Strategy, size: u64) -> Result<bool> {
+    Ok(budget_now(c)?.check_forced(st, size, c.opts.force).is_ok())
+}
+
+/// The safety check, recorded as skipped on the first allocation only.
+fn check(
+    c: &Ctx,
+    st: Strategy,
+    size: u64,
+    first: bool,
+    sink: &mut ResultSink<SweepRow, Environment>,
+    progress: &Progress,
+) -> Result<bool> {
+    if first {
+        allowed(c, st, size, sink, progress)
+    } else {
+        fits(c, st, size)
+    }
 }
 
 /// `cuMemsetD32` over the buffer, and a device-to-device copy of its first half onto its second.
-fn baselines(
-    c: &Ctx,
-    ptr: DevicePtr,
-    size: u64,
-    sink: &mut ResultSink<SweepRow, Environment>,
-) -> Result<()> {
-    let (k, s, dev) = (&c.gpu.kernels, &c.gpu.stream, c.dev);
-    let memsets = repeat(c.opts.runs, || {
-        Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?)
-    })?;
-    let mut r = SweepRow::new(dev, Strategy::Device, size, phase::MEMSET_BASELINE).times(&memsets);
-    r.gbps = Some(gbps(size / 4 * 4, r.ms_median));
-    sink.push(r)?;
+fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
+    let (k, s) = (&c.gpu.kernels, &c.gpu.stream);
+    acc.group(
+        phase::MEMSET_BASELINE,
+        repeat(c.opts.runs, || Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?))?,
+    );
     let half = size / 2 / 16 * 16;
     if half > 0 {
-        let copies = repeat(c.opts.runs, || Ok(k.copy(s, ptr + half, ptr, half)?))?;
-        let mut r = SweepRow::new(dev, Strategy::Device, half, phase::COPY_BASELINE).times(&copies);
-        r.gbps = Some(gbps(half, r.ms_median));
-        r.gbps_traffic = Some(gbps(2 * half, r.ms_median));
-        r.note =
-            Some("bytes = bytes copied (first half onto second half of the device buffer)".into());
-        sink.push(r)?;
+        acc.group(
+            phase::COPY_BASELINE,
+            repeat(c.opts.runs, || Ok(k.copy(s, ptr + half, ptr, half)?))?,
+        );
     }
     Ok(())
 }
+
 
 // ---------------------------------------------------------------- tables and findings
 
@@ -862,7 +1131,7 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
 /// `cumemlab sweep` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab sweep\n  cumemlab sweep --strategies device,managed,pinned --sizes 256MiB,1GiB,4GiB --runs 5\n  cumemlab sweep --device all --out sweep.json\n  cumemlab sweep --strategies registered --file /data/model.bin --sizes 1GiB"
+    after_help = "Examples:\n  cumemlab sweep\n  cumemlab sweep --repeat 5 --strategies device,managed --sizes 16GiB\n  cumemlab sweep --preset seed --strategies device\n  cumemlab sweep --strategies device,managed,pinned --sizes 256MiB,1GiB,4GiB --runs 5\n  cumemlab sweep --device all --out sweep.json\n  cumemlab sweep --strategies registered --file /data/model.bin --sizes 1GiB"
 )]
 pub struct SweepArgs {
     /// Strategies to compare (comma-separated keys, or `all`). Default: all the device supports.
@@ -871,7 +1140,13 @@ pub struct SweepArgs {
     /// Sizes, with units (512MiB,1GiB,4GB). Default: 256MiB, 1GiB, 4GiB, 16GiB and a quarter of the usable memory, within the safety limits.
     #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::size_list)]
     pub sizes: Option<crate::cli::List<u64>>,
-    /// Timed runs per bandwidth figure (after a discarded warm-up).
+    /// Sizes of a named set instead of --sizes: `seed` is 1, 2, 4, 8, 10, 20, 30, 40, 50, 60, 70 and 80 GB (1e9 bytes; the sizes of the DGX Spark allocation table), each where it fits the safety ceiling.
+    #[arg(long, conflicts_with = "sizes", value_parser = ["seed"])]
+    pub preset: Option<String>,
+    /// Fresh allocations per strategy and size. Every one-shot phase (allocation and its steps, prefetch, GPU first touch, CPU first touch, GPU touch after the CPU, free) is measured once on each, and bandwidth runs on each, so rows carry n, median, min, max, CV and every sample, and the spread between allocations is told apart from the spread between runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Timed runs per bandwidth figure on each allocation (after a discarded warm-up).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
     /// Bytes between touches (default: the kernel's page size).
@@ -942,7 +1217,10 @@ pub fn main(args: SweepArgs) -> Result<()> {
     let ordinals = args.device.resolve(drv.device_count()?)?;
     let opts = SweepOptions {
         strategies: args.strategies.map(|l| l.0),
-        sizes: args.sizes.map(|l| l.0),
+        sizes: match args.preset.as_deref() {
+            Some("seed") => Some(SEED_SIZES_GB.iter().map(|g| g * GB).collect()),
+            _ => args.sizes.map(|l| l.0),
+        },
         runs: args.runs,
         page_stride,
         cpu_threads: args.cpu_threads as usize,
@@ -953,6 +1231,9 @@ pub fn main(args: SweepArgs) -> Result<()> {
             pool_release_threshold: args.pool_release_threshold,
         },
         quiet: args.quiet,
+        repeat: args.repeat,
+        cpu_single_max: 0,
+        caps: Caps::default(),
     };
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("sweep", env, args.out.as_deref())?;
@@ -984,7 +1265,6 @@ pub fn main(args: SweepArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::GB;
 
     #[test]
     fn default_sizes_for_an_80gb_card_and_a_unified_host() {

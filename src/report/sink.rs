@@ -135,15 +135,30 @@ pub fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     Ok(b)
 }
 
-/// CSV of rows (header from the row type's field names).
+thread_local! {
+    static WRITING_CSV: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// For `#[serde(skip_serializing_if = "crate::report::sink::in_csv")]`: true while [`to_csv`]
+/// writes, so a field that CSV cannot hold (a sample array) stays in JSON and is left out of CSV.
+pub fn in_csv<T>(_: &T) -> bool {
+    WRITING_CSV.with(|c| c.get())
+}
+
+/// CSV of rows (header from the row type's field names; fields marked with [`in_csv`] left out).
 pub fn to_csv<R: Serialize>(rows: &[R]) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r)
-            .map_err(|e| Error::Failed(format!("cannot write CSV: {e}")))?;
-    }
-    w.into_inner()
-        .map_err(|e| Error::Failed(format!("cannot write CSV: {e}")))
+    WRITING_CSV.with(|c| c.set(true));
+    let written = (|| {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in rows {
+            w.serialize(r)
+                .map_err(|e| Error::Failed(format!("cannot write CSV: {e}")))?;
+        }
+        w.into_inner()
+            .map_err(|e| Error::Failed(format!("cannot write CSV: {e}")))
+    })();
+    WRITING_CSV.with(|c| c.set(false));
+    written
 }
 
 /// Refuses a path whose folder is missing or not writable, and a path that is a folder.
