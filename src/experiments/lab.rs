@@ -1786,19 +1786,45 @@ mod tests {
     }
 
     #[test]
-    fn default_budget_keeps_every_sweep_size_on_an_h200() {
-        let p = plan_budget(600.0, &[dev(0, 139, false)], true, true, true, true, false);
-        assert_eq!(p.sweep_sizes[0].1, sweep::default_sizes(139 * GIB));
-        assert_eq!((p.sweep_runs, p.selftest_runs), (5, 10));
-        assert_eq!(p.probe_kinds.len(), 2);
-        assert!(p.scaled.is_empty(), "{:?}", p.scaled);
-        assert!(p.estimated_s <= 600.0, "{}", p.estimated_s);
+    fn default_budget_fits_two_minutes_on_an_h200_and_an_h100() {
+        for gib in [139, 79] {
+            let p = plan_budget(120.0, &[dev(0, gib, false)], true, true, true, true, false);
+            eprintln!("{gib} GiB: planned {:.1} s: {:#?}", p.estimated_s, p.scaled);
+            // Every default size is kept (device, pool and vmm cost milliseconds at any size).
+            assert_eq!(p.sweep_sizes[0].1, sweep::default_sizes(gib * GIB));
+            // n >= 3 for one-shot phases; linear costs capped and said so.
+            assert!(p.sweep_repeat >= 3);
+            assert_eq!(p.sweep_caps.host_max, Some(GIB));
+            assert_eq!(p.sweep_caps.cpu_first_max, Some(GIB));
+            assert_eq!(p.sweep_caps.managed_max, Some(16 * GIB));
+            assert!(p.estimated_s <= 120.0, "{}", p.estimated_s);
+            let said = p.scaled.join("\n");
+            assert!(
+                said.contains("per-GiB rates") && said.contains("pinned, registered and pageable up to 1 GiB"),
+                "{said}"
+            );
+            assert!(said.contains("probe: pinned and registered capped at 4 GiB"), "{said}");
+            assert!(!p.probe_cumulative_lazy);
+        }
+    }
+
+    #[test]
+    fn a_larger_budget_buys_larger_caps_and_more_allocations() {
+        let small = plan_budget(120.0, &[dev(0, 139, false)], true, true, true, true, false);
+        let big = plan_budget(60.0 * 60.0, &[dev(0, 139, false)], true, true, true, true, false);
+        assert!(big.sweep_repeat >= small.sweep_repeat && big.sweep_repeat >= 5);
+        assert_eq!(big.sweep_caps, Caps::default(), "an hour lifts every cap");
+        assert!(big.probe_cumulative_lazy);
+        assert_eq!(big.probe_host_cap_bytes, probe::DEFAULT_HOST_CAP_BYTES);
+        assert!(big.estimated_s > small.estimated_s && big.estimated_s <= 3600.0);
+        let mid = plan_budget(600.0, &[dev(0, 139, false)], true, true, true, true, false);
+        assert!(mid.sweep_caps.host_max.unwrap_or(u64::MAX) > GIB, "{mid:?}");
     }
 
     #[test]
     fn small_budgets_drop_the_largest_sizes_and_say_so() {
         let p = plan_budget(
-            180.0,
+            30.0,
             &[dev(0, 79, false), dev(1, 79, false)],
             true,
             true,
@@ -1807,7 +1833,7 @@ mod tests {
             false,
         );
         for (_, s) in &p.sweep_sizes {
-            assert!(s.len() < sweep::default_sizes(79 * GIB).len());
+            assert!(s.len() < sweep::default_sizes(79 * GIB).len(), "{s:?}");
             assert_eq!(s[0], 256 * MIB, "the smallest size always stays");
         }
         assert!(
@@ -1815,10 +1841,11 @@ mod tests {
             "{:?}",
             p.scaled
         );
+        assert_eq!(p.sweep_repeat, 3, "never below 3 fresh allocations");
         // A tiny budget coarsens the probe too, and says it is still over.
         let p = plan_budget(30.0, &[dev(0, 110, true)], true, true, true, true, true);
-        assert_eq!(p.probe_kinds, vec![ProbeKind::Single]);
         assert_eq!(p.probe_resolution_bytes, GIB);
+        assert!(!p.probe_cumulative_lazy);
         assert!(
             p.scaled.iter().any(|s| s.contains("over the")),
             "{:?}",

@@ -32,7 +32,7 @@ use crate::memory::{
     AllocOptions, Backing, Step, Strategy, allocate, prefetch_to_device, trim_default_pool,
 };
 use crate::report::{Progress, ResultSink, new_table, sink::to_csv, sink::to_json};
-use crate::stats::{Summary, placement_split};
+use crate::stats::{Order, Summary, UNSTABLE_CV, fmt_spread, order, placement_split};
 use crate::units::{GB, GIB, MIB, fmt_bytes, gbps, parse_size};
 
 /// Phases, in protocol order. The names are the `phase` values of the rows.
@@ -808,6 +808,47 @@ fn find<'a>(
 /// Formats one cell of a phase table.
 type CellFn = fn(&SweepRow) -> Option<String>;
 
+/// `median [min-max]` of a row's times.
+pub fn spread_ms(r: &SweepRow, decimals: usize) -> String {
+    fmt_spread(&r.summary(), decimals)
+}
+
+fn touch_cell(r: &SweepRow) -> Option<String> {
+    Some(format!(
+        "{} ({:.3})",
+        spread_ms(r, 2),
+        r.us_per_page.unwrap_or(0.0)
+    ))
+}
+
+/// GB/s of a bandwidth row: at the median, [at the slowest - at the fastest run].
+pub fn gbps_spread(r: &SweepRow) -> Option<Summary> {
+    let median = r.gbps?;
+    let at = |ms: f64| {
+        if ms > 0.0 {
+            median * r.ms_median / ms
+        } else {
+            median
+        }
+    };
+    Some(Summary {
+        median,
+        min: at(r.ms_max),
+        max: at(r.ms_min),
+        cv: r.ms_cv,
+        runs: r.runs,
+    })
+}
+
+fn bandwidth_cell(r: &SweepRow) -> Option<String> {
+    let s = gbps_spread(r)?;
+    let split = match (r.between_alloc_cv, r.within_alloc_cv) {
+        (Some(b), Some(w)) => format!(" ({:.1} / {:.1})", 100.0 * b, 100.0 * w),
+        _ => format!(" (CV {:.1})", 100.0 * r.ms_cv),
+    };
+    Some(format!("{}{split}", fmt_spread(&s, 1)))
+}
+
 /// The tables and the "what this shows" paragraph.
 pub fn render(doc: &SweepDoc) -> String {
     let rows = &doc.rows;
@@ -839,77 +880,68 @@ pub fn render(doc: &SweepDoc) -> String {
                 strategies.push(r.strategy.clone());
             }
         }
-        let tables: [(&str, &str, CellFn); 9] = [
+        let tables: [(&str, &str, CellFn); 10] = [
             (
                 phase::ALLOC,
-                "allocation time, ms (host clock, incl. synchronize)",
-                |r| Some(format!("{:.3}", r.ms_median)),
+                "allocation time, ms (host clock, incl. synchronize), median [min-max] over fresh allocations",
+                |r| Some(spread_ms(r, 3)),
+            ),
+            (
+                phase::ALLOC,
+                "allocation time per GB (1e9 bytes), ms, median [min-max]",
+                |r| (r.bytes >= GB).then(|| fmt_spread(&r.ms_per_gb(), 3)),
             ),
             (
                 phase::PREFETCH,
-                "cuMemPrefetchAsync to the device, ms (GB/s)",
-                |r| Some(format!("{:.2} ({:.1})", r.ms_median, r.gbps.unwrap_or(0.0))),
+                "cuMemPrefetchAsync to the device, ms [min-max] (GB/s at the median)",
+                |r| Some(format!("{} ({:.1})", spread_ms(r, 2), r.gbps.unwrap_or(0.0))),
             ),
             (
                 phase::GPU_FIRST_TOUCH,
-                "GPU first touch, ms (us per page)",
-                |r| {
-                    Some(format!(
-                        "{:.2} ({:.3})",
-                        r.ms_median,
-                        r.us_per_page.unwrap_or(0.0)
-                    ))
-                },
+                "GPU first touch, ms [min-max] (us per page at the median)",
+                touch_cell,
             ),
             (
                 phase::GPU_SECOND_TOUCH,
-                "GPU second touch, ms (us per page)",
-                |r| {
-                    Some(format!(
-                        "{:.2} ({:.3})",
-                        r.ms_median,
-                        r.us_per_page.unwrap_or(0.0)
-                    ))
-                },
+                "GPU second touch, ms [min-max] (us per page)",
+                touch_cell,
             ),
             (
                 phase::CPU_FIRST_TOUCH,
-                "CPU first touch, ms (us per page)",
+                "CPU first touch, ms [min-max] (us per page, threads)",
                 |r| {
                     Some(format!(
-                        "{:.2} ({:.3})",
-                        r.ms_median,
-                        r.us_per_page.unwrap_or(0.0)
+                        "{} ({:.3}, {})",
+                        spread_ms(r, 2),
+                        r.us_per_page.unwrap_or(0.0),
+                        r.threads.unwrap_or(1)
                     ))
                 },
             ),
             (
                 phase::GPU_TOUCH_AFTER_CPU,
-                "GPU touch after the CPU touched first, ms (us per page)",
-                |r| {
-                    Some(format!(
-                        "{:.2} ({:.3})",
-                        r.ms_median,
-                        r.us_per_page.unwrap_or(0.0)
-                    ))
-                },
+                "GPU touch after the CPU touched first, ms [min-max] (us per page)",
+                touch_cell,
             ),
             (
                 phase::FILL,
-                "fill bandwidth, GB/s written (median, CV %)",
-                |r| Some(format!("{:.1} ({:.1})", r.gbps?, 100.0 * r.ms_cv)),
+                "fill bandwidth, GB/s written: median [min-max] (CV between allocations / within one, %)",
+                bandwidth_cell,
             ),
             (
                 phase::READ,
-                "read bandwidth, GB/s read (median, CV %)",
-                |r| Some(format!("{:.1} ({:.1})", r.gbps?, 100.0 * r.ms_cv)),
+                "read bandwidth, GB/s read: median [min-max] (CV between allocations / within one, %)",
+                bandwidth_cell,
             ),
-            (phase::FREE, "free time, ms", |r| {
-                Some(format!("{:.3}", r.ms_median))
+            (phase::FREE, "free time, ms [min-max]", |r| {
+                Some(spread_ms(r, 3))
             }),
         ];
         for (ph, title, cell) in tables {
-            if !rows.iter().any(|r| r.device == dev && r.phase == ph) {
+            if !rows
+                .iter()
+                .any(|r| r.device == dev && r.phase == ph && cell(r).is_some())
+            {
                 continue;
             }
             let mut header = vec!["strategy".to_string()];
@@ -966,7 +998,7 @@ pub fn render(doc: &SweepDoc) -> String {
         let mut t = new_table(&[
             "baseline on device memory",
             "size",
-            "GB/s (median)",
+            "GB/s: median [min-max] (CV between allocations / within one, %)",
             "read+write traffic GB/s",
         ]);
         for r in rows.iter().filter(|r| {
@@ -976,7 +1008,7 @@ pub fn render(doc: &SweepDoc) -> String {
             t.add_row(vec![
                 r.phase.trim_start_matches("baseline_").to_string(),
                 fmt_bytes(r.bytes),
-                format!("{:.1}", r.gbps.unwrap_or(0.0)),
+                bandwidth_cell(r).unwrap_or_else(|| "-".into()),
                 r.gbps_traffic.map_or("-".into(), |v| format!("{v:.1}")),
             ]);
         }
@@ -991,7 +1023,48 @@ pub fn render(doc: &SweepDoc) -> String {
     out
 }
 
-/// Sentences written from the measured numbers of one device.
+/// A percentage printed with enough digits that it never reads as the other side of
+/// `threshold` (95.0% is not printed for 94.96%).
+pub fn pct_near(p: f64, threshold: f64) -> String {
+    for d in 1..=4 {
+        let s = format!("{p:.d$}");
+        let shown: f64 = s.parse().unwrap_or(p);
+        if (shown >= threshold) == (p >= threshold) {
+            return format!("{s}%");
+        }
+    }
+    format!("{p:.6}%")
+}
+
+/// "slower than" / "faster than" / "indistinguishable from" `b`, by [`order`] on the samples.
+fn compare_words(a: &SweepRow, b: &SweepRow) -> String {
+    match order(&a.summary(), &b.summary()) {
+        Order::Above => "slower than".into(),
+        Order::Below => "faster than".into(),
+        Order::Overlap => format!(
+            "indistinguishable at n = {} from",
+            a.runs.min(b.runs).max(1)
+        ),
+    }
+}
+
+/// The likely reason a phase of `strategy` varies, where one is known.
+fn unstable_reason(strategy: &str, ph: &str) -> &'static str {
+    let host_side = matches!(
+        strategy,
+        "pinned" | "registered" | "pageable" | "managed" | "managed+prefetch" | "managed+advise"
+    );
+    if ph == phase::CPU_FIRST_TOUCH || ph == phase::GPU_TOUCH_AFTER_CPU || (host_side && ph != phase::FILL && ph != phase::READ) {
+        "host memory being populated (by the kernel, or by the hypervisor on a virtual machine) and other processes on the host"
+    } else if ph == phase::FILL || ph == phase::READ {
+        "where each allocation landed (see the split between allocations and runs) or clocks"
+    } else {
+        "driver work that varies between allocations, or other processes on the GPU"
+    }
+}
+
+/// Sentences written from the measured numbers of one device. Comparisons follow the rule of
+/// [`order`]: one strategy is slower than another only when their samples do not overlap.
 pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
     let mut out = Vec::new();
     let mut sizes: Vec<u64> = rows
@@ -1007,51 +1080,77 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
     let mut strategies: Vec<String> = Vec::new();
     for r in rows
         .iter()
-        .filter(|r| r.device == dev && r.phase == phase::ALLOC && r.bytes == big)
+        .filter(|r| r.device == dev && r.phase == phase::ALLOC)
     {
         if !strategies.contains(&r.strategy) {
             strategies.push(r.strategy.clone());
         }
     }
-    let gib = big as f64 / GIB as f64;
+    // Each strategy at its own largest size (caps leave some strategies at smaller sizes).
+    let largest = |st: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r.device == dev && r.strategy == st && r.phase == phase::ALLOC)
+            .map(|r| r.bytes)
+            .max()
+            .unwrap_or(big)
+    };
+    let n = rows
+        .iter()
+        .filter(|r| r.device == dev && r.phase == phase::ALLOC)
+        .map(|r| r.runs)
+        .min()
+        .unwrap_or(1);
+    out.push(format!(
+        "How to read these: one-shot phases are measured once on each of n = {n} fresh allocations (or more); \"A slower than B\" means every sample of A is above every sample of B, otherwise the two are called indistinguishable at that n; a phase whose CV is above {:.0}% is flagged unstable.",
+        100.0 * UNSTABLE_CV
+    ));
     // Population: at allocation or at first touch.
     let mut at_alloc = Vec::new();
     let mut at_touch = Vec::new();
     for st in &strategies {
+        let b = largest(st);
+        let gib = b as f64 / GIB as f64;
         let (Some(first), Some(second)) = (
-            find(rows, dev, st, big, phase::GPU_FIRST_TOUCH),
-            find(rows, dev, st, big, phase::GPU_SECOND_TOUCH),
+            find(rows, dev, st, b, phase::GPU_FIRST_TOUCH),
+            find(rows, dev, st, b, phase::GPU_SECOND_TOUCH),
         ) else {
             continue;
         };
         let extra = first.ms_median - second.ms_median;
-        if let Some(p) = find(rows, dev, st, big, phase::PREFETCH) {
+        let at = if b == big {
+            String::new()
+        } else {
+            format!(" at {}", fmt_bytes(b))
+        };
+        if let Some(p) = find(rows, dev, st, b, phase::PREFETCH) {
             at_touch.push(format!(
-                "{st} (populated by cuMemPrefetchAsync before the first touch: {:.1} ms, {:.1} GB/s; first GPU touch then {:.1} ms)",
-                p.ms_median,
+                "{st}{at} (populated by cuMemPrefetchAsync before the first touch: {} ms, {:.1} GB/s; first GPU touch then {} ms)",
+                spread_ms(p, 1),
                 p.gbps.unwrap_or(0.0),
-                first.ms_median
+                spread_ms(first, 1)
             ));
-        } else if extra > 0.5 * first.ms_median && extra > 1.0 {
+        } else if order(&first.summary(), &second.summary()) == Order::Above
+            && extra > 0.5 * first.ms_median
+            && extra > 1.0
+        {
             at_touch.push(format!(
-                "{st} (first GPU touch {:.1} ms vs {:.1} ms warm: {:.1} ms per GiB, about {:.1} GB/s of population or migration)",
-                first.ms_median,
-                second.ms_median,
+                "{st}{at} (first GPU touch {} ms vs {} ms warm: {:.1} ms per GiB, about {:.1} GB/s of population or migration)",
+                spread_ms(first, 1),
+                spread_ms(second, 1),
                 extra / gib,
-                big as f64 / 1e9 / (extra / 1e3)
+                b as f64 / 1e9 / (extra / 1e3)
             ));
-        } else if let Some(al) = find(rows, dev, st, big, phase::ALLOC) {
+        } else if let Some(al) = find(rows, dev, st, b, phase::ALLOC) {
             at_alloc.push(format!(
-                "{st} ({:.1} ms to allocate {})",
-                al.ms_median,
-                fmt_bytes(big)
+                "{st} ({} ms to allocate {})",
+                spread_ms(al, 1),
+                fmt_bytes(b)
             ));
         }
     }
     if !at_alloc.is_empty() {
         out.push(format!(
-            "At {}, these populate at allocation (first GPU touch no slower than the second): {}.",
-            fmt_bytes(big),
+            "These populate at allocation (first GPU touch not above the second): {}.",
             at_alloc.join("; ")
         ));
     }
@@ -1062,48 +1161,140 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
             at_touch.join("; ")
         ));
     }
-    // CPU-first: the cost of the GPU touching what the CPU touched first.
-    for st in &strategies {
-        if let (Some(cpu), Some(g)) = (
-            find(rows, dev, st, big, phase::CPU_FIRST_TOUCH),
-            find(rows, dev, st, big, phase::GPU_TOUCH_AFTER_CPU),
-        ) {
+    // Allocation and first touch against device memory, by the overlap rule.
+    for (ph, what) in [
+        (phase::ALLOC, "allocation"),
+        (phase::GPU_FIRST_TOUCH, "first GPU touch"),
+    ] {
+        let Some(reference) = find(rows, dev, "device", big, ph) else {
+            continue;
+        };
+        let parts: Vec<String> = strategies
+            .iter()
+            .filter(|s| *s != "device")
+            .filter_map(|st| {
+                find(rows, dev, st, big, ph).map(|r| {
+                    format!("{st} {} ms is {}", spread_ms(r, 2), compare_words(r, reference))
+                })
+            })
+            .collect();
+        if !parts.is_empty() {
             out.push(format!(
-                "{st}: the CPU's first touch of {} took {:.1} ms ({:.2} us per page, {} thread(s)); the GPU's touch after it took {:.1} ms.",
+                "{} at {} against device memory ({} ms): {}.",
+                capitalise(what),
                 fmt_bytes(big),
-                cpu.ms_median,
-                cpu.us_per_page.unwrap_or(0.0),
-                cpu.threads.unwrap_or(1),
-                g.ms_median
+                spread_ms(reference, 2),
+                parts.join("; ")
             ));
         }
     }
-    // Bandwidth against device memory.
-    let dev_fill = find(rows, dev, "device", big, phase::FILL).and_then(|r| r.gbps);
-    let dev_read = find(rows, dev, "device", big, phase::READ).and_then(|r| r.gbps);
+    // CPU-first: the cost of the GPU touching what the CPU touched first, as per-GiB rates.
+    for st in &strategies {
+        let Some(b) = rows
+            .iter()
+            .filter(|r| r.device == dev && &r.strategy == st && r.phase == phase::CPU_FIRST_TOUCH)
+            .map(|r| r.bytes)
+            .max()
+        else {
+            continue;
+        };
+        if let (Some(cpu), Some(g)) = (
+            find(rows, dev, st, b, phase::CPU_FIRST_TOUCH),
+            find(rows, dev, st, b, phase::GPU_TOUCH_AFTER_CPU),
+        ) {
+            let gib = b as f64 / GIB as f64;
+            out.push(format!(
+                "{st}: the CPU's first touch of {} took {} ms ({:.0} ms per GiB, {:.2} us per page, {} thread(s)); the GPU's touch after it took {} ms ({:.0} ms per GiB).",
+                fmt_bytes(b),
+                spread_ms(cpu, 1),
+                cpu.ms_median / gib,
+                cpu.us_per_page.unwrap_or(0.0),
+                cpu.threads.unwrap_or(1),
+                spread_ms(g, 1),
+                g.ms_median / gib
+            ));
+        }
+    }
+    // Bandwidth against device memory, by the ranges of the per-allocation medians.
+    let dev_fill = find(rows, dev, "device", big, phase::FILL);
+    let dev_read = find(rows, dev, "device", big, phase::READ);
     if let (Some(df), Some(dr)) = (dev_fill, dev_read) {
         let mut parts = Vec::new();
         for st in strategies.iter().filter(|s| *s != "device") {
-            let f = find(rows, dev, st, big, phase::FILL).and_then(|r| r.gbps);
-            let r = find(rows, dev, st, big, phase::READ).and_then(|r| r.gbps);
+            let f = find(rows, dev, st, big, phase::FILL);
+            let r = find(rows, dev, st, big, phase::READ);
             if let (Some(f), Some(r)) = (f, r) {
+                let word = |a: &SweepRow, b: &SweepRow| match order(&a.summary(), &b.summary()) {
+                    Order::Above => "slower",
+                    Order::Below => "faster",
+                    Order::Overlap => "indistinguishable",
+                };
                 parts.push(format!(
-                    "{st} fill {:.0}% / read {:.0}%",
-                    100.0 * f / df,
-                    100.0 * r / dr
+                    "{st} fill {:.1}% ({}) / read {:.1}% ({})",
+                    100.0 * f.gbps.unwrap_or(0.0) / df.gbps.unwrap_or(1.0),
+                    word(f, df),
+                    100.0 * r.gbps.unwrap_or(0.0) / dr.gbps.unwrap_or(1.0),
+                    word(r, dr)
                 ));
             }
         }
         out.push(format!(
-            "Bandwidth at {} against device memory (fill {:.0} GB/s, read {:.0} GB/s): {}.",
+            "Bandwidth at {} against device memory (fill {} GB/s, read {} GB/s; slower or faster only where the run times do not overlap): {}.",
             fmt_bytes(big),
-            df,
-            dr,
+            gbps_spread(df).map_or("-".into(), |s| fmt_spread(&s, 0)),
+            gbps_spread(dr).map_or("-".into(), |s| fmt_spread(&s, 0)),
             if parts.is_empty() {
                 "no other strategy measured".to_string()
             } else {
                 parts.join(", ")
             }
+        ));
+    }
+    // Placement: the spread between allocations against the spread between runs on one.
+    for r in rows.iter().filter(|r| {
+        r.device == dev && r.bytes >= GIB && (r.phase == phase::FILL || r.phase == phase::READ)
+    }) {
+        let (Some(b), Some(w)) = (r.between_alloc_cv, r.within_alloc_cv) else {
+            continue;
+        };
+        if b > 0.02 && b > 2.0 * w {
+            let (lo, hi) = r
+                .alloc_gbps
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            out.push(format!(
+                "{} {} at {}: allocations differ by {:.1}% (CV between allocations; {:.0} to {:.0} GB/s over {}) while runs on one allocation differ by {:.1}%: where the memory landed matters more than timing noise, so one median would hide a gap.",
+                r.strategy,
+                r.phase,
+                fmt_bytes(r.bytes),
+                100.0 * b,
+                lo,
+                hi,
+                r.alloc_gbps.len(),
+                100.0 * w
+            ));
+        }
+    }
+    // Unstable phases.
+    let mut unstable: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| {
+        r.device == dev && r.runs >= 3 && r.ms_cv > UNSTABLE_CV && !r.phase.contains(':')
+    }) {
+        unstable.push(format!(
+            "{} {} at {} (CV {:.0}%, {} ms; likely {})",
+            r.strategy,
+            r.phase,
+            fmt_bytes(r.bytes),
+            100.0 * r.ms_cv,
+            spread_ms(r, 2),
+            unstable_reason(&r.strategy, &r.phase)
+        ));
+    }
+    if !unstable.is_empty() {
+        out.push(format!(
+            "Unstable (CV above {:.0}%; read their medians with the range): {}.",
+            100.0 * UNSTABLE_CV,
+            unstable.join("; ")
         ));
     }
     // The fill kernel against cuMemsetD32 at >= 1 GiB.
@@ -1114,16 +1305,30 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
         ) {
             let pct = 100.0 * f / m;
             out.push(format!(
-                "At {} the fill kernel reaches {:.1}% of cuMemsetD32 ({:.0} vs {:.0} GB/s){}.",
+                "At {} the fill kernel reaches {} of cuMemsetD32 ({:.0} vs {:.0} GB/s){}.",
                 fmt_bytes(*b),
-                pct,
+                pct_near(pct, FILL_THRESHOLD_PCT),
                 f,
                 m,
-                if pct >= 95.0 { "" } else { ": BELOW the 95% the protocol requires, so kernel bandwidth understates this memory" }
+                if pct >= FILL_THRESHOLD_PCT {
+                    String::new()
+                } else {
+                    format!(": BELOW the {FILL_THRESHOLD_PCT:.0}% the protocol requires, so kernel bandwidth understates this memory")
+                }
             ));
         }
     }
     out
+}
+
+/// The protocol's floor for the fill kernel against `cuMemsetD32`, percent.
+pub const FILL_THRESHOLD_PCT: f64 = 95.0;
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- command line
