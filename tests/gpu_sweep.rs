@@ -81,8 +81,16 @@ fn every_supported_strategy_round_trips_and_memory_comes_back() {
                 );
                 // Three fresh allocations: one sample each for one-shot phases, two runs on
                 // each for bandwidth phases.
-                let per_alloc = if ph == phase::FILL || ph == phase::READ { 2 } else { 1 };
-                assert_eq!(r.samples_ms.len(), 3 * per_alloc, "{st} {bytes} {ph}: {r:?}");
+                let per_alloc = if ph == phase::FILL || ph == phase::READ {
+                    2
+                } else {
+                    1
+                };
+                assert_eq!(
+                    r.samples_ms.len(),
+                    3 * per_alloc,
+                    "{st} {bytes} {ph}: {r:?}"
+                );
                 assert_eq!(r.allocations, Some(3), "{st} {bytes} {ph}");
                 assert!(r.ms_min <= r.ms_median && r.ms_median <= r.ms_max);
             }

@@ -512,8 +512,8 @@ fn probe_cost(d: &DeviceBudget, t: &Tier, kinds: usize) -> f64 {
     } else {
         1.0
     };
-    let managed = managed_runs * gib.min(if d.unified { gib } else { f64::MAX })
-        / cost::MIGRATE_GIB_PER_S;
+    let managed =
+        managed_runs * gib.min(if d.unified { gib } else { f64::MAX }) / cost::MIGRATE_GIB_PER_S;
     // pinned and registered (and pageable on unified memory, which is touched like managed).
     let host_strategies = if d.unified { 3.0 } else { 2.0 };
     cost::CONTEXT_S + cost::PROBE_FIXED_S + host_strategies * pin + managed
@@ -541,10 +541,9 @@ fn sweep_cost(sizes: &[u64], t: &Tier, unified: bool, threads: u32) -> f64 {
             } else {
                 cost::CPU_THREAD_SPEEDUP
             };
-            per_repeat += 3.0
-                * g
-                * (cost::CPU_FAULT_S_PER_GIB / speedup + cost::MIGRATE_BACK_S_PER_GIB)
-                + host_strategies * g * (cost::PIN_S_PER_GIB + cost::HOST_PASS_S_PER_GIB);
+            per_repeat +=
+                3.0 * g * (cost::CPU_FAULT_S_PER_GIB / speedup + cost::MIGRATE_BACK_S_PER_GIB)
+                    + host_strategies * g * (cost::PIN_S_PER_GIB + cost::HOST_PASS_S_PER_GIB);
         }
     }
     cost::CONTEXT_S + cost::SWEEP_FIXED_S + f64::from(t.repeat) * per_repeat
@@ -1800,10 +1799,14 @@ mod tests {
             assert!(p.estimated_s <= 120.0, "{}", p.estimated_s);
             let said = p.scaled.join("\n");
             assert!(
-                said.contains("per-GiB rates") && said.contains("pinned, registered and pageable up to 1 GiB"),
+                said.contains("per-GiB rates")
+                    && said.contains("pinned, registered and pageable up to 1 GiB"),
                 "{said}"
             );
-            assert!(said.contains("probe: pinned and registered capped at 4 GiB"), "{said}");
+            assert!(
+                said.contains("probe: pinned and registered capped at 4 GiB"),
+                "{said}"
+            );
             assert!(!p.probe_cumulative_lazy);
         }
     }
@@ -1811,7 +1814,15 @@ mod tests {
     #[test]
     fn a_larger_budget_buys_larger_caps_and_more_allocations() {
         let small = plan_budget(120.0, &[dev(0, 139, false)], true, true, true, true, false);
-        let big = plan_budget(60.0 * 60.0, &[dev(0, 139, false)], true, true, true, true, false);
+        let big = plan_budget(
+            60.0 * 60.0,
+            &[dev(0, 139, false)],
+            true,
+            true,
+            true,
+            true,
+            false,
+        );
         assert!(big.sweep_repeat >= small.sweep_repeat && big.sweep_repeat >= 5);
         assert_eq!(big.sweep_caps, Caps::default(), "an hour lifts every cap");
         assert!(big.probe_cumulative_lazy);

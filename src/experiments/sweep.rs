@@ -779,7 +779,9 @@ fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
     let (k, s) = (&c.gpu.kernels, &c.gpu.stream);
     acc.group(
         phase::MEMSET_BASELINE,
-        repeat(c.opts.runs, || Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?))?,
+        repeat(c.opts.runs, || {
+            Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?)
+        })?,
     );
     let half = size / 2 / 16 * 16;
     if half > 0 {
@@ -790,7 +792,6 @@ fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
     }
     Ok(())
 }
-
 
 // ---------------------------------------------------------------- tables and findings
 
@@ -840,7 +841,8 @@ pub fn gbps_spread(r: &SweepRow) -> Option<Summary> {
     })
 }
 
-fn bandwidth_cell(r: &SweepRow) -> Option<String> {
+/// A bandwidth table cell: `median [min-max]` GB/s and the CV between allocations / within one.
+pub fn bandwidth_cell(r: &SweepRow) -> Option<String> {
     let s = gbps_spread(r)?;
     let split = match (r.between_alloc_cv, r.within_alloc_cv) {
         (Some(b), Some(w)) => format!(" ({:.1} / {:.1})", 100.0 * b, 100.0 * w),
@@ -894,7 +896,13 @@ pub fn render(doc: &SweepDoc) -> String {
             (
                 phase::PREFETCH,
                 "cuMemPrefetchAsync to the device, ms [min-max] (GB/s at the median)",
-                |r| Some(format!("{} ({:.1})", spread_ms(r, 2), r.gbps.unwrap_or(0.0))),
+                |r| {
+                    Some(format!(
+                        "{} ({:.1})",
+                        spread_ms(r, 2),
+                        r.gbps.unwrap_or(0.0)
+                    ))
+                },
             ),
             (
                 phase::GPU_FIRST_TOUCH,
@@ -1054,7 +1062,10 @@ fn unstable_reason(strategy: &str, ph: &str) -> &'static str {
         strategy,
         "pinned" | "registered" | "pageable" | "managed" | "managed+prefetch" | "managed+advise"
     );
-    if ph == phase::CPU_FIRST_TOUCH || ph == phase::GPU_TOUCH_AFTER_CPU || (host_side && ph != phase::FILL && ph != phase::READ) {
+    if ph == phase::CPU_FIRST_TOUCH
+        || ph == phase::GPU_TOUCH_AFTER_CPU
+        || (host_side && ph != phase::FILL && ph != phase::READ)
+    {
         "host memory being populated (by the kernel, or by the hypervisor on a virtual machine) and other processes on the host"
     } else if ph == phase::FILL || ph == phase::READ {
         "where each allocation landed (see the split between allocations and runs) or clocks"
@@ -1174,7 +1185,11 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
             .filter(|s| *s != "device")
             .filter_map(|st| {
                 find(rows, dev, st, big, ph).map(|r| {
-                    format!("{st} {} ms is {}", spread_ms(r, 2), compare_words(r, reference))
+                    format!(
+                        "{st} {} ms is {}",
+                        spread_ms(r, 2),
+                        compare_words(r, reference)
+                    )
                 })
             })
             .collect();

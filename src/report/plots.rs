@@ -3,6 +3,9 @@
 //! with optional reference lines (touch costs, bandwidth against baselines, memory accounting,
 //! probe limits). Categories sit on the vertical axis so that long strategy names stay readable.
 //!
+//! Measurements repeated on fresh allocations show their spread: `line_chart_spread` draws a
+//! min-max bar at every point, `bar_chart_spread` a min-max whisker across each bar's end.
+//!
 //! Every chart draws its title and its legend in a band above the plotting area (a legend inside
 //! the plot can hide data), and every axis label carries its unit. The output is one
 //! self-contained `<svg>` element with a `viewBox`, so HTML can scale it and Markdown can link it.
@@ -255,8 +258,20 @@ fn legend_rows(names: &[String]) -> u32 {
     rows
 }
 
+/// The spread of one line series: (x, min, max) for the points that have one.
+pub type LineSpread = Vec<(f64, f64, f64)>;
+
+/// The spread of one bar series: (min, max) per category, or none.
+pub type BarSpread = Vec<Option<(f64, f64)>>;
+
 /// Renders a line chart to an SVG document.
 pub fn line_chart(c: &LineChart) -> Result<String> {
+    line_chart_spread(c, &[])
+}
+
+/// Renders a line chart with a min-max bar at each point of `spread` (one entry per series, in
+/// the order of `c.series`; missing entries draw none).
+pub fn line_chart_spread(c: &LineChart, spread: &[LineSpread]) -> Result<String> {
     let keep = |v: f64, s: Scale| v.is_finite() && (s == Scale::Linear || v > 0.0);
     // Series without points are left out; colours stay those of the series' positions, so
     // that one machine or strategy has one colour in every figure.
@@ -282,10 +297,30 @@ pub fn line_chart(c: &LineChart) -> Result<String> {
         c.x_scale,
         false,
     );
+    // Spread kept where its series and its values can be drawn.
+    let bars: Vec<(usize, LineSpread)> = series
+        .iter()
+        .filter_map(|(i, _)| {
+            spread.get(*i).map(|v| {
+                let kept = v
+                    .iter()
+                    .copied()
+                    .filter(|(x, lo, hi)| {
+                        keep(*x, c.x_scale) && keep(*lo, c.y_scale) && keep(*hi, c.y_scale)
+                    })
+                    .collect();
+                (*i, kept)
+            })
+        })
+        .collect();
     let yr = axis_range(
         series
             .iter()
-            .flat_map(|(_, s)| s.points.iter().map(|p| p.1)),
+            .flat_map(|(_, s)| s.points.iter().map(|p| p.1))
+            .chain(
+                bars.iter()
+                    .flat_map(|(_, v)| v.iter().flat_map(|(_, lo, hi)| [*lo, *hi])),
+            ),
         c.y_scale,
         true,
     );
@@ -302,7 +337,7 @@ pub fn line_chart(c: &LineChart) -> Result<String> {
         let e = draw_err(&c.title);
         macro_rules! go {
             ($x:expr, $y:expr) => {
-                draw_lines(&area, $x, $y, c, &series, xr, yr)?
+                draw_lines(&area, $x, $y, c, &series, &bars, xr, yr)?
             };
         }
         match (c.x_scale, c.y_scale) {
@@ -331,6 +366,7 @@ fn draw_lines<X, Y>(
     y: Y,
     c: &LineChart,
     series: &[(usize, Series)],
+    bars: &[(usize, LineSpread)],
     xr: (f64, f64),
     yr: (f64, f64),
 ) -> Result<()>
@@ -380,6 +416,23 @@ where
             )
             .map_err(&e)?;
     }
+    for (i, v) in bars {
+        let style = ShapeStyle::from(&color(*i)).stroke_width(2);
+        chart
+            .draw_series(
+                v.iter()
+                    .map(|(x, lo, hi)| PathElement::new(vec![(*x, *lo), (*x, *hi)], style)),
+            )
+            .map_err(&e)?;
+        // Caps at both ends, a few pixels wide.
+        chart
+            .draw_series(v.iter().flat_map(|(x, lo, hi)| {
+                [*lo, *hi].map(|y| {
+                    EmptyElement::at((*x, y)) + PathElement::new(vec![(-5, 0), (5, 0)], style)
+                })
+            }))
+            .map_err(&e)?;
+    }
     Ok(())
 }
 
@@ -402,6 +455,12 @@ fn active(c: &BarChart) -> impl Iterator<Item = (usize, &BarSeries)> {
 
 /// Renders a horizontal grouped bar chart to an SVG document.
 pub fn bar_chart(c: &BarChart) -> Result<String> {
+    bar_chart_spread(c, &[])
+}
+
+/// Renders a bar chart with a min-max whisker on each bar of `spread` (one entry per series, in
+/// the order of `c.series`; missing entries draw none).
+pub fn bar_chart_spread(c: &BarChart, spread: &[BarSpread]) -> Result<String> {
     let mut legend: Vec<(String, RGBColor, bool)> = active(c)
         .map(|(i, s)| (s.name.clone(), color(i), false))
         .collect();
@@ -417,7 +476,13 @@ pub fn bar_chart(c: &BarChart) -> Result<String> {
         .series
         .iter()
         .flat_map(|s| s.values.iter().flatten().copied())
-        .chain(c.reference_lines.iter().map(|r| r.value));
+        .chain(c.reference_lines.iter().map(|r| r.value))
+        .chain(
+            spread
+                .iter()
+                .flat_map(|v| v.iter().flatten().flat_map(|(lo, hi)| [*lo, *hi])),
+        )
+        .filter(|v| v.is_finite() && (c.scale == Scale::Linear || *v > 0.0));
     let (lo, mut hi) = axis_range(values, c.scale, true);
     if c.scale == Scale::Linear && c.annotate {
         // Room for the value written after the longest bar.
@@ -436,8 +501,8 @@ pub fn bar_chart(c: &BarChart) -> Result<String> {
             .unwrap_or(4) as u32;
         let y_area = (longest * 9 + 24).clamp(60, 360);
         match c.scale {
-            Scale::Linear => draw_bars(&area, lo..hi, c, (lo, hi), y_area)?,
-            s => draw_bars(&area, log((lo, hi), s), c, (lo, hi), y_area)?,
+            Scale::Linear => draw_bars(&area, lo..hi, c, spread, (lo, hi), y_area)?,
+            s => draw_bars(&area, log((lo, hi), s), c, spread, (lo, hi), y_area)?,
         }
         root.present().map_err(&e)?;
     }
@@ -448,6 +513,7 @@ fn draw_bars<X>(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     x: X,
     c: &BarChart,
+    spread: &[BarSpread],
     xr: (f64, f64),
     y_area: u32,
 ) -> Result<()>
@@ -524,6 +590,27 @@ where
                     ShapeStyle::from(&col).filled(),
                 )))
                 .map_err(&e)?;
+            let drawable = |v: f64| v.is_finite() && (c.scale == Scale::Linear || v > 0.0);
+            if let Some(Some((lo, hi))) = spread.get(*index).and_then(|sp| sp.get(ci))
+                && drawable(*lo)
+                && drawable(*hi)
+            {
+                let mid = (top + bottom) / 2.0;
+                let whisker = ShapeStyle::from(&BLACK).stroke_width(2);
+                chart
+                    .draw_series([
+                        PathElement::new(vec![(*lo, mid), (*hi, mid)], whisker),
+                        PathElement::new(
+                            vec![(*lo, mid - band * 0.3), (*lo, mid + band * 0.3)],
+                            whisker,
+                        ),
+                        PathElement::new(
+                            vec![(*hi, mid - band * 0.3), (*hi, mid + band * 0.3)],
+                            whisker,
+                        ),
+                    ])
+                    .map_err(&e)?;
+            }
             if c.annotate {
                 let label = fmt_value(v);
                 // Long bars carry their value inside the end (reference lines often sit just

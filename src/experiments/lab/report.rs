@@ -5,15 +5,19 @@
 //! Figures: allocation time against size per strategy (log-log), first against second touch per
 //! strategy at the largest size, bandwidth per strategy against `device` fill and `cuMemsetD32`,
 //! the memory accounting view (`cuMemGetInfo` free against MemAvailable, MemFree and Cached), and
-//! the probe limits per strategy against `cuMemGetInfo` free.
+//! the probe limits per strategy against `cuMemGetInfo` free. Sweep figures and tables show the
+//! spread over fresh allocations (median [min-max], whiskers), and comparisons follow the overlap
+//! rule of [`crate::stats::order`].
 
 use super::{LabResults, StepStatus};
 use crate::error::Result;
-use crate::experiments::sweep::{SweepRow, phase};
+use crate::experiments::sweep::{SweepRow, bandwidth_cell, phase, spread_ms};
 use crate::report::markdown::Page;
 use crate::report::plots::{
-    BarChart, BarSeries, LineChart, RefLine, Scale, Series, bar_chart, line_chart,
+    BarChart, BarSeries, BarSpread, LineChart, LineSpread, RefLine, Scale, Series, bar_chart,
+    bar_chart_spread, line_chart_spread,
 };
+use crate::stats::{Order, order};
 use crate::units::{GIB, fmt_bytes};
 
 /// A built report: the page and its findings (also on the page).
@@ -389,9 +393,13 @@ fn selftest(r: &LabResults, p: &mut Page, findings: &mut Findings) {
 /// figure): population and CPU-first touch to the touch figure, bandwidth and the fill-against-
 /// memset check to the bandwidth figure.
 fn sweep_finding_figure<'a>(f: &str, touch: &'a str, bw: &'a str, alloc: &'a str) -> &'a str {
-    if f.contains("fill kernel reaches") || f.starts_with("Bandwidth") {
+    let l = f.to_ascii_lowercase();
+    if l.contains("fill kernel reaches")
+        || l.starts_with("bandwidth")
+        || l.contains("allocations differ by")
+    {
         bw
-    } else if f.contains("populate") || f.contains("first touch") {
+    } else if l.contains("populate") || l.contains("touch") {
         touch
     } else {
         alloc
@@ -432,18 +440,34 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .collect(),
             })
             .collect();
-        let svg = line_chart(&LineChart {
-            title: format!("Allocation time against size, {tag}"),
-            x_label: "size (GiB, log scale)".into(),
-            y_label: "allocation time (ms, log scale)".into(),
-            x_scale: Scale::Log2,
-            y_scale: Scale::Log10,
-            series,
-        })?;
+        let spread: Vec<LineSpread> = strategies
+            .iter()
+            .map(|st| {
+                sizes
+                    .iter()
+                    .filter_map(|b| {
+                        find(rows, dev, st, *b, phase::ALLOC)
+                            .filter(|r| r.runs > 1)
+                            .map(|r| (*b as f64 / GIB as f64, r.ms_min, r.ms_max))
+                    })
+                    .collect()
+            })
+            .collect();
+        let svg = line_chart_spread(
+            &LineChart {
+                title: format!("Allocation time against size, {tag}"),
+                x_label: "size (GiB, log scale)".into(),
+                y_label: "allocation time (ms, log scale)".into(),
+                x_scale: Scale::Log2,
+                y_scale: Scale::Log10,
+                series,
+            },
+            &spread,
+        )?;
         let fig_alloc = p.figure(
             &format!("alloc-time-dev{dev}"),
             format!("Allocation time against size per strategy, {tag}"),
-            "Host clock around the allocation call(s) and a synchronize, one allocation per point (the `alloc` rows of the sweep). Both axes logarithmic.",
+            "Host clock around the allocation call(s) and a synchronize: the median over fresh allocations per point, with a bar from the fastest to the slowest (the `alloc` rows of the sweep; n in the table). Both axes logarithmic.",
             svg,
         );
 
@@ -459,13 +483,16 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
             .filter(|st| find(rows, dev, st, big, phase::GPU_FIRST_TOUCH).is_some())
             .cloned()
             .collect();
-        let series = touch_phases
+        let shown: Vec<&(&str, &str)> = touch_phases
             .iter()
             .filter(|(ph, _)| {
                 with_touch
                     .iter()
                     .any(|st| find(rows, dev, st, big, ph).is_some())
             })
+            .collect();
+        let series = shown
+            .iter()
             .map(|(ph, label)| BarSeries {
                 name: label.to_string(),
                 values: with_touch
@@ -474,19 +501,35 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .collect(),
             })
             .collect();
-        let svg = bar_chart(&BarChart {
-            title: format!("First against second touch at {}, {tag}", fmt_bytes(big)),
-            value_label: "time to touch every page (ms, log scale)".into(),
-            categories: with_touch.clone(),
-            series,
-            scale: Scale::Log10,
-            reference_lines: Vec::new(),
-            annotate: true,
-        })?;
+        let spread: Vec<BarSpread> = shown
+            .iter()
+            .map(|(ph, _)| {
+                with_touch
+                    .iter()
+                    .map(|st| {
+                        find(rows, dev, st, big, ph)
+                            .filter(|r| r.runs > 1)
+                            .map(|r| (r.ms_min, r.ms_max))
+                    })
+                    .collect()
+            })
+            .collect();
+        let svg = bar_chart_spread(
+            &BarChart {
+                title: format!("First against second touch at {}, {tag}", fmt_bytes(big)),
+                value_label: "time to touch every page (ms, log scale)".into(),
+                categories: with_touch.clone(),
+                series,
+                scale: Scale::Log10,
+                reference_lines: Vec::new(),
+                annotate: true,
+            },
+            &spread,
+        )?;
         let fig_touch = p.figure(
             &format!("touch-dev{dev}"),
             format!("First against second touch per strategy at {}, {tag}", fmt_bytes(big)),
-            "The touch kernel writes one word per page; the first touch pays for population or migration, the second is warm. The CPU-first pair is a fresh allocation touched by the CPU (one write per page, one thread), then by the GPU.",
+            "The touch kernel writes one word per page; the first touch pays for population or migration, the second is warm. The CPU-first pair is a fresh allocation touched by the CPU (one write per page), then by the GPU. Bars are medians over fresh allocations; the black whiskers run from the fastest to the slowest.",
             svg,
         );
 
@@ -531,28 +574,46 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                 value: *v,
             });
         }
-        let svg = bar_chart(&BarChart {
-            title: format!("Bandwidth per strategy at {}, {tag}", fmt_bytes(big)),
-            value_label: "bandwidth (GB/s = 1e9 bytes/s, log scale)".into(),
-            categories: with_bw.clone(),
-            series: vec![
-                BarSeries {
-                    name: "fill (bytes written)".into(),
-                    values: bw(phase::FILL),
-                },
-                BarSeries {
-                    name: "read (bytes read)".into(),
-                    values: bw(phase::READ),
-                },
-            ],
-            scale: Scale::Log10,
-            reference_lines: refs,
-            annotate: true,
-        })?;
+        let bw_spread = |ph: &str| -> BarSpread {
+            with_bw
+                .iter()
+                .map(|st| {
+                    find(rows, dev, st, big, ph)
+                        .filter(|r| r.alloc_gbps.len() > 1)
+                        .map(|r| {
+                            r.alloc_gbps
+                                .iter()
+                                .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+                        })
+                })
+                .collect()
+        };
+        let spread = vec![bw_spread(phase::FILL), bw_spread(phase::READ)];
+        let svg = bar_chart_spread(
+            &BarChart {
+                title: format!("Bandwidth per strategy at {}, {tag}", fmt_bytes(big)),
+                value_label: "bandwidth (GB/s = 1e9 bytes/s, log scale)".into(),
+                categories: with_bw.clone(),
+                series: vec![
+                    BarSeries {
+                        name: "fill (bytes written)".into(),
+                        values: bw(phase::FILL),
+                    },
+                    BarSeries {
+                        name: "read (bytes read)".into(),
+                        values: bw(phase::READ),
+                    },
+                ],
+                scale: Scale::Log10,
+                reference_lines: refs,
+                annotate: true,
+            },
+            &spread,
+        )?;
         let fig_bw = p.figure(
             &format!("bandwidth-dev{dev}"),
             format!("Bandwidth per strategy at {}, against device fill and cuMemsetD32, {tag}", fmt_bytes(big)),
-            "Median GB/s of the `fill` and `read` kernels over the whole buffer once it is populated; the dashed lines are the `device` fill figure and the `cuMemsetD32` ceiling measured in the same run.",
+            "Median GB/s of the `fill` and `read` kernels over the whole buffer once it is populated, over every run on every fresh allocation; the black whiskers run from the slowest to the fastest allocation (each allocation's median), so a wide whisker means placement, not timing noise. The dashed lines are the `device` fill figure and the `cuMemsetD32` ceiling measured in the same run.",
             svg,
         );
 
@@ -581,49 +642,116 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     p.table(format!("{title}, {tag}"), &header, body);
                 }
             };
-        table(p, "Allocation time (ms)", phase::ALLOC, &|r| {
-            Some(format!("{:.3}", r.ms_median))
+        table(
+            p,
+            "Allocation time, ms: median [min-max]",
+            phase::ALLOC,
+            &|r| Some(spread_ms(r, 3)),
+        );
+        table(
+            p,
+            "GPU first touch, ms: median [min-max]",
+            phase::GPU_FIRST_TOUCH,
+            &|r| Some(spread_ms(r, 2)),
+        );
+        table(
+            p,
+            "GPU second touch, ms: median [min-max]",
+            phase::GPU_SECOND_TOUCH,
+            &|r| Some(spread_ms(r, 2)),
+        );
+        table(
+            p,
+            "CPU first touch, ms: median [min-max] (threads)",
+            phase::CPU_FIRST_TOUCH,
+            &|r| Some(format!("{} ({})", spread_ms(r, 2), r.threads.unwrap_or(1))),
+        );
+        table(
+            p,
+            "GPU touch after the CPU's, ms: median [min-max]",
+            phase::GPU_TOUCH_AFTER_CPU,
+            &|r| Some(spread_ms(r, 2)),
+        );
+        table(
+            p,
+            "Fill bandwidth, GB/s: median [min-max] (CV between allocations / within one, %)",
+            phase::FILL,
+            &bandwidth_cell,
+        );
+        table(
+            p,
+            "Read bandwidth, GB/s: median [min-max] (CV between allocations / within one, %)",
+            phase::READ,
+            &bandwidth_cell,
+        );
+        table(p, "Free time, ms: median [min-max]", phase::FREE, &|r| {
+            Some(spread_ms(r, 3))
         });
-        table(p, "GPU first touch (ms)", phase::GPU_FIRST_TOUCH, &|r| {
-            Some(format!("{:.2}", r.ms_median))
-        });
-        table(p, "GPU second touch (ms)", phase::GPU_SECOND_TOUCH, &|r| {
-            Some(format!("{:.2}", r.ms_median))
-        });
-        table(p, "CPU first touch (ms)", phase::CPU_FIRST_TOUCH, &|r| {
-            Some(format!("{:.2}", r.ms_median))
-        });
-        table(p, "Fill bandwidth (GB/s)", phase::FILL, &|r| {
-            r.gbps.map(|v| format!("{v:.1}"))
-        });
-        table(p, "Read bandwidth (GB/s)", phase::READ, &|r| {
-            r.gbps.map(|v| format!("{v:.1}"))
-        });
-        table(p, "Free time (ms)", phase::FREE, &|r| {
-            Some(format!("{:.3}", r.ms_median))
-        });
+        if rows.iter().any(|r| r.device == dev && r.runs > 1) {
+            p.para("n (fresh allocations per one-shot figure, runs per bandwidth figure) and every sample are in results.json (`runs`, `samples_ms`); sweep.csv keeps median, min, max, CV and n.");
+        }
 
         // Findings: allocation cost (from the figure), then the sweep's own.
-        let allocs: Vec<(&String, f64)> = strategies
+        let allocs: Vec<&SweepRow> = strategies
             .iter()
-            .filter_map(|st| find(rows, dev, st, big, phase::ALLOC).map(|r| (st, r.ms_median)))
+            .filter_map(|st| find(rows, dev, st, big, phase::ALLOC))
             .collect();
-        let fastest = allocs.iter().min_by(|a, b| a.1.total_cmp(&b.1));
-        let slowest = allocs.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+        let fastest = allocs
+            .iter()
+            .min_by(|a, b| a.ms_median.total_cmp(&b.ms_median));
+        let slowest = allocs
+            .iter()
+            .max_by(|a, b| a.ms_median.total_cmp(&b.ms_median));
         if let (Some(f), Some(s)) = (fastest, slowest)
-            && f.0 != s.0
+            && f.strategy != s.strategy
         {
-            let per_gib = s.1 / 1e3 / (big as f64 / GIB as f64);
+            let per_gib = s.ms_median / 1e3 / (big as f64 / GIB as f64);
+            let verdict = match order(&s.summary(), &f.summary()) {
+                Order::Above => format!(
+                    "{:.0}x longer, {:.2} s per GiB; the samples do not overlap",
+                    if f.ms_median > 0.0 {
+                        s.ms_median / f.ms_median
+                    } else {
+                        0.0
+                    },
+                    per_gib
+                ),
+                _ => format!(
+                    "indistinguishable at n = {}: the samples overlap",
+                    s.runs.min(f.runs)
+                ),
+            };
             findings.push(format!(
-                "{fig_alloc}: on device {dev} allocating {} takes {:.3} ms with {} and {:.1} ms with {} ({:.0}x longer, {:.2} s per GiB).",
+                "{fig_alloc}: on device {dev} allocating {} takes {} ms with {} and {} ms with {} ({verdict}).",
                 fmt_bytes(big),
-                f.1,
-                f.0,
-                s.1,
-                s.0,
-                if f.1 > 0.0 { s.1 / f.1 } else { 0.0 },
-                per_gib
+                spread_ms(f, 3),
+                f.strategy,
+                spread_ms(s, 1),
+                s.strategy,
             ));
+        }
+        // Linear costs capped at smaller sizes: their per-GiB rate where they were measured.
+        for st in &strategies {
+            let Some(r) = rows
+                .iter()
+                .filter(|r| r.device == dev && &r.strategy == st && r.phase == phase::ALLOC)
+                .max_by_key(|r| r.bytes)
+            else {
+                continue;
+            };
+            if r.bytes < big && r.bytes >= 256 * 1024 * 1024 {
+                let gib_r = r.bytes as f64 / GIB as f64;
+                findings.push(format!(
+                    "{fig_alloc}: {st} was measured up to {} (the lab caps costs linear in size): allocation {} ms there, {:.0} ms per GiB [{:.0}-{:.0}], so about {:.1} s at {}.",
+                    fmt_bytes(r.bytes),
+                    spread_ms(r, 1),
+                    r.ms_median / gib_r,
+                    r.ms_min / gib_r,
+                    r.ms_max / gib_r,
+                    r.ms_median / gib_r * (big as f64 / GIB as f64) / 1e3,
+                    fmt_bytes(big)
+                ));
+            }
         }
         for f in crate::experiments::sweep::findings(rows, dev) {
             let fig = sweep_finding_figure(&f, &fig_touch, &fig_bw, &fig_alloc);
