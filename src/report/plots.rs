@@ -690,6 +690,61 @@ mod tests {
     }
 
     #[test]
+    fn spread_draws_one_bar_per_point_and_one_whisker_per_bar() {
+        let line = LineChart {
+            title: "alloc".into(),
+            x_label: "size (GiB)".into(),
+            y_label: "ms".into(),
+            x_scale: Scale::Log2,
+            y_scale: Scale::Log10,
+            series: vec![Series {
+                name: "pinned".into(),
+                points: vec![(0.25, 50.0), (1.0, 200.0)],
+            }],
+        };
+        // Polylines in the series colour (the line, then the bars and caps of the spread).
+        let count = |svg: &str| {
+            svg.matches(r##"stroke="#1F77B4" stroke-width="2""##)
+                .count()
+        };
+        let plain = line_chart(&line).unwrap();
+        // One vertical bar and two caps per point; a spread below zero on a log axis is dropped.
+        let spread = line_chart_spread(
+            &line,
+            &[vec![
+                (0.25, 40.0, 60.0),
+                (1.0, 150.0, 260.0),
+                (4.0, -1.0, 3.0),
+            ]],
+        )
+        .unwrap();
+        assert_eq!(count(&spread), count(&plain) + 6, "{spread}");
+        let bars = BarChart {
+            title: "bw".into(),
+            value_label: "GB/s".into(),
+            categories: vec!["device".into(), "pool".into()],
+            series: vec![BarSeries {
+                name: "fill".into(),
+                values: vec![Some(4000.0), Some(4300.0)],
+            }],
+            scale: Scale::Linear,
+            reference_lines: Vec::new(),
+            annotate: false,
+        };
+        let whiskers = |svg: &str| {
+            svg.matches(r##"stroke="#000000" stroke-width="2""##)
+                .count()
+        };
+        let plain = bar_chart(&bars).unwrap();
+        let spread = bar_chart_spread(&bars, &[vec![Some((3900.0, 4100.0)), None]]).unwrap();
+        assert_eq!(
+            whiskers(&spread),
+            whiskers(&plain) + 3,
+            "one whisker: a line and two ends"
+        );
+    }
+
+    #[test]
     fn charts_are_svg_with_labels() {
         let svg = line_chart(&LineChart {
             title: "t <1>".into(),
