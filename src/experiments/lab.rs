@@ -335,8 +335,9 @@ impl LabResults {
 /// pool and vmm at every size (they cost milliseconds); three fresh allocations each; the probe
 /// with host strategies capped at 4 GiB and no cumulative search of managed memory. The model
 /// gives about 70 s for this on the H200: sweep 3 x 10 s + 3 s, probe 26 s, the rest 10 s
-/// (see the `plan_budget` tests); `--budget` buys the next tier (4 GiB caps, managed at every
-/// size, the whole probe), then 5 fresh allocations and 16 GiB caps, then no caps.
+/// (see the `plan_budget` tests); `--budget 5` buys the next tier (4 GiB caps, managed at every
+/// size, the whole probe: about 150 s), `--budget 10` 5 fresh allocations and 16 GiB caps (about
+/// 540 s), `--budget 20` no caps (about 1150 s).
 pub mod cost {
     /// `info`, `cache` status and `plan` together (0.4 s measured).
     pub const HOST_STEPS_S: f64 = 2.0;

@@ -710,19 +710,16 @@ fn one_allocation(
     check_interrupt()?;
 
     // 9. CPU-first variant: a fresh allocation touched by the CPU, then by the GPU.
+    let has_cpu_first = st.info().host_accessible && writable;
     let cpu_capped = c.opts.caps.cpu_first_max.is_some_and(|m| size > m);
-    if cpu_capped && first {
+    if has_cpu_first && cpu_capped && first {
         sink.skip(format!(
             "device {dev} {st}@{}: CPU-first variant capped: CPU faulting and migration back are linear in size, so they are measured up to {} (per-GiB rates in the smaller sizes)",
             fmt_bytes(size),
             fmt_bytes(c.opts.caps.cpu_first_max.unwrap_or(0))
         ))?;
     }
-    if st.info().host_accessible
-        && writable
-        && !cpu_capped
-        && !interrupted()
-        && check(c, st, size, first, sink, progress)?
+    if has_cpu_first && !cpu_capped && !interrupted() && check(c, st, size, first, sink, progress)?
     {
         let mut b = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
         let bptr = b.device_ptr();

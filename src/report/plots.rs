@@ -337,7 +337,7 @@ pub fn line_chart_spread(c: &LineChart, spread: &[LineSpread]) -> Result<String>
         let e = draw_err(&c.title);
         macro_rules! go {
             ($x:expr, $y:expr) => {
-                draw_lines(&area, $x, $y, c, &series, &bars, xr, yr)?
+                draw_lines(&area, $x, $y, c, &series, &bars, (xr, yr))?
             };
         }
         match (c.x_scale, c.y_scale) {
@@ -367,8 +367,7 @@ fn draw_lines<X, Y>(
     c: &LineChart,
     series: &[(usize, Series)],
     bars: &[(usize, LineSpread)],
-    xr: (f64, f64),
-    yr: (f64, f64),
+    (xr, yr): ((f64, f64), (f64, f64)),
 ) -> Result<()>
 where
     X: AsRangedCoord<Value = f64>,
