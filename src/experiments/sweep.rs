@@ -1043,13 +1043,16 @@ pub fn pct_near(p: f64, threshold: f64) -> String {
 
 /// "slower than" / "faster than" / "indistinguishable from" `b`, by [`order`] on the samples.
 fn compare_words(a: &SweepRow, b: &SweepRow) -> String {
+    let n = a.runs.min(b.runs).max(1);
+    let single = if n < 2 {
+        " (one sample each: the spread is unknown)"
+    } else {
+        ""
+    };
     match order(&a.summary(), &b.summary()) {
-        Order::Above => "slower than".into(),
-        Order::Below => "faster than".into(),
-        Order::Overlap => format!(
-            "indistinguishable at n = {} from",
-            a.runs.min(b.runs).max(1)
-        ),
+        Order::Above => format!("slower{single} than"),
+        Order::Below => format!("faster{single} than"),
+        Order::Overlap => format!("indistinguishable at n = {n} from"),
     }
 }
 
@@ -1108,10 +1111,14 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
         .map(|r| r.runs)
         .min()
         .unwrap_or(1);
-    out.push(format!(
-        "How to read these: one-shot phases are measured once on each of n = {n} fresh allocations (or more); \"A slower than B\" means every sample of A is above every sample of B, otherwise the two are called indistinguishable at that n; a phase whose CV is above {:.0}% is flagged unstable.",
-        100.0 * UNSTABLE_CV
-    ));
+    out.push(if n >= 2 {
+        format!(
+            "How to read these: one-shot phases are measured once on each of n = {n} fresh allocations (or more); \"A slower than B\" means every sample of A is above every sample of B, otherwise the two are called indistinguishable at that n; a phase whose CV is above {:.0}% is flagged unstable.",
+            100.0 * UNSTABLE_CV
+        )
+    } else {
+        "How to read these: these rows hold one sample per phase (written before --repeat), so no figure has a spread and an order between two of them may be noise.".to_string()
+    });
     // Population: at allocation or at first touch.
     let mut at_alloc = Vec::new();
     let mut at_touch = Vec::new();
@@ -1263,6 +1270,25 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
         ));
     }
     // Placement: the spread between allocations against the spread between runs on one.
+    let split: Vec<String> = strategies
+        .iter()
+        .flat_map(|st| [phase::FILL, phase::READ].map(|ph| (st, ph)))
+        .filter_map(|(st, ph)| {
+            let r = find(rows, dev, st, big, ph)?;
+            Some(format!(
+                "{st} {ph} {:.1}% / {:.1}%",
+                100.0 * r.between_alloc_cv?,
+                100.0 * r.within_alloc_cv?
+            ))
+        })
+        .collect();
+    if !split.is_empty() {
+        out.push(format!(
+            "Bandwidth spread at {} between fresh allocations (where the memory landed) / between runs on one allocation (timing noise), as CV: {}.",
+            fmt_bytes(big),
+            split.join(", ")
+        ));
+    }
     for r in rows.iter().filter(|r| {
         r.device == dev && r.bytes >= GIB && (r.phase == phase::FILL || r.phase == phase::READ)
     }) {
