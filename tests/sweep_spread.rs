@@ -90,19 +90,19 @@ fn a_sweep_with_n_3_renders_its_spread_and_respects_it() {
 
     // Overlapping samples: indistinguishable; separate samples: slower or faster.
     assert!(
-        text.contains("pool 1.80 [1.50-2.20] ms is indistinguishable at n = 3 from"),
+        text.contains("pool 1.80 [1.50-2.20] ms, indistinguishable at n = 3"),
         "{text}"
     );
     assert!(
-        text.contains("managed 0.06 [0.05-0.07] ms is faster than"),
+        text.contains("managed 0.06 [0.05-0.07] ms, faster"),
         "{text}"
     );
     assert!(
-        text.contains("managed 1518.00 [998.00-1670.00] ms is slower than"),
+        text.contains("managed 1518.00 [998.00-1670.00] ms, slower"),
         "{text}"
     );
     assert!(
-        text.contains("pool 10.80 [10.20-11.50] ms is indistinguishable at n = 3 from"),
+        text.contains("pool 10.80 [10.20-11.50] ms, indistinguishable at n = 3"),
         "{text}"
     );
     assert!(
@@ -116,11 +116,15 @@ fn a_sweep_with_n_3_renders_its_spread_and_respects_it() {
         .find(|l| l.contains("Unstable (CV above 10%"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        unstable.contains("managed gpu_first_touch at 16 GiB (CV 25%")
+        unstable.contains("managed gpu_first_touch at 16 GiB (CV 25.3%")
             && unstable.contains("host memory being populated"),
         "{unstable}"
     );
     assert!(!unstable.contains("device gpu_first_touch"), "{unstable}");
+    // A CV a hair above the threshold is printed with the digits that show it is above.
+    assert_eq!(sweep::pct_near(10.0004, 10.0), "10.0004%");
+    assert_eq!(sweep::pct_near(94.96, 95.0), "94.96%");
+    assert_eq!(sweep::pct_near(25.26, 10.0), "25.3%");
 
     // Placement: between-allocation spread reported apart from run-to-run spread.
     assert!(

@@ -1029,19 +1029,20 @@ pub fn render(doc: &SweepDoc) -> String {
 }
 
 /// A percentage printed with enough digits that it never reads as the other side of
-/// `threshold` (95.0% is not printed for 94.96%).
+/// `threshold`, for either reading of "above" (94.96% is not printed as 95.0%, and 10.004% is not
+/// printed as 10.0% next to "above 10%").
 pub fn pct_near(p: f64, threshold: f64) -> String {
-    for d in 1..=4 {
+    for d in 1..=12 {
         let s = format!("{p:.d$}");
         let shown: f64 = s.parse().unwrap_or(p);
-        if (shown >= threshold) == (p >= threshold) {
+        if (shown >= threshold) == (p >= threshold) && (shown > threshold) == (p > threshold) {
             return format!("{s}%");
         }
     }
-    format!("{p:.6}%")
+    format!("{p}%")
 }
 
-/// "slower than" / "faster than" / "indistinguishable from" `b`, by [`order`] on the samples.
+/// "slower" / "faster" / "indistinguishable at n = N" against a reference, by [`order`].
 fn compare_words(a: &SweepRow, b: &SweepRow) -> String {
     let n = a.runs.min(b.runs).max(1);
     let single = if n < 2 {
@@ -1050,9 +1051,9 @@ fn compare_words(a: &SweepRow, b: &SweepRow) -> String {
         ""
     };
     match order(&a.summary(), &b.summary()) {
-        Order::Above => format!("slower{single} than"),
-        Order::Below => format!("faster{single} than"),
-        Order::Overlap => format!("indistinguishable at n = {n} from"),
+        Order::Above => format!("slower{single}"),
+        Order::Below => format!("faster{single}"),
+        Order::Overlap => format!("indistinguishable at n = {n}"),
     }
 }
 
@@ -1190,7 +1191,7 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
             .filter_map(|st| {
                 find(rows, dev, st, big, ph).map(|r| {
                     format!(
-                        "{st} {} ms is {}",
+                        "{st} {} ms, {}",
                         spread_ms(r, 2),
                         compare_words(r, reference)
                     )
@@ -1319,11 +1320,11 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
         r.device == dev && r.runs >= 3 && r.ms_cv > UNSTABLE_CV && !r.phase.contains(':')
     }) {
         unstable.push(format!(
-            "{} {} at {} (CV {:.0}%, {} ms; likely {})",
+            "{} {} at {} (CV {}, {} ms; likely {})",
             r.strategy,
             r.phase,
             fmt_bytes(r.bytes),
-            100.0 * r.ms_cv,
+            pct_near(100.0 * r.ms_cv, 100.0 * UNSTABLE_CV),
             spread_ms(r, 2),
             unstable_reason(&r.strategy, &r.phase)
         ));
