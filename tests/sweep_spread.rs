@@ -193,3 +193,64 @@ fn rows_written_before_repeat_still_parse_and_render() {
     let text = sweep::render(&doc(rows));
     assert!(text.contains("allocation time, ms"), "{text}");
 }
+
+#[test]
+fn the_lab_report_shows_the_spread_in_tables_figures_and_findings() {
+    use cumemlab::experiments::lab::{BudgetPlan, LabSettings, Section, report};
+    let settings = LabSettings {
+        budget_minutes: 2.0,
+        devices: vec![0],
+        target: None,
+        with_cache_effect: false,
+        skip: Vec::new(),
+        headroom_bytes: 8 << 30,
+        plan: BudgetPlan {
+            budget_s: 120.0,
+            estimated_s: 70.0,
+            scaled: vec!["sweep: costs linear in size measured as per-GiB rates".into()],
+            ..BudgetPlan::default()
+        },
+        no_gpu_reason: None,
+    };
+    let mut lab = LabResults::new(Environment::host_only("test".into()), settings);
+    lab.sweep = Some(Section {
+        rows: fixture(),
+        skipped: vec!["device 0 pinned@16 GiB: capped: pinning ...".into()],
+        notes: Vec::new(),
+    });
+    let built = report::build(&lab).unwrap();
+    let table = built
+        .page
+        .tables()
+        .find(|t| t.title.starts_with("Allocation time, ms: median [min-max]"))
+        .expect("an allocation table with its spread");
+    let device = table.rows.iter().find(|r| r[0] == "device").unwrap();
+    assert_eq!(device[1], "1.740 [1.610-1.900]");
+    // The touch and bandwidth figures draw min-max whiskers (black, 2 px) over the bars.
+    for name in ["First against second touch", "Bandwidth per strategy"] {
+        let fig = built
+            .page
+            .figures()
+            .find(|f| f.title.starts_with(name))
+            .unwrap_or_else(|| panic!("no figure {name}"));
+        assert!(
+            fig.svg
+                .matches(r##"stroke="#000000" stroke-width="2""##)
+                .count()
+                >= 3,
+            "{name}: no whiskers"
+        );
+        assert!(fig.caption.contains("whiskers"), "{}", fig.caption);
+    }
+    let findings = built.findings.join("\n");
+    assert!(
+        findings.contains("indistinguishable at n = 3"),
+        "{findings}"
+    );
+    assert!(
+        findings.contains("allocations differ by 5.6%"),
+        "{findings}"
+    );
+    let md = cumemlab::report::markdown::to_markdown(&built.page, "plots");
+    assert!(md.contains("planned 70 s"), "{md}");
+}

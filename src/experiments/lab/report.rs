@@ -202,8 +202,19 @@ fn intro(r: &LabResults, p: &mut Page) {
         ));
     }
     if !r.settings.plan.scaled.is_empty() {
-        p.para("Scaled to the budget:");
-        p.bullets(r.settings.plan.scaled.clone());
+        let plan = &r.settings.plan;
+        let took: f64 = r.steps.iter().map(|s| s.seconds).sum();
+        p.para(if plan.budget_s > 0.0 {
+            format!(
+                "Scaled to the budget of {:.1} minutes (planned {:.0} s from the H200 planning figures in `lab::cost`; the steps took {:.0} s):",
+                plan.budget_s / 60.0,
+                plan.estimated_s,
+                took
+            )
+        } else {
+            "Scaled to the budget:".to_string()
+        });
+        p.bullets(plan.scaled.clone());
     }
 }
 
