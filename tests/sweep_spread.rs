@@ -254,3 +254,36 @@ fn the_lab_report_shows_the_spread_in_tables_figures_and_findings() {
     let md = cumemlab::report::markdown::to_markdown(&built.page, "plots");
     assert!(md.contains("planned 70 s"), "{md}");
 }
+
+#[test]
+fn the_seed_preset_reports_per_gb_rates_and_sizes_that_allocate_faster() {
+    use cumemlab::memory::Strategy;
+    use cumemlab::units::GB;
+    // Allocation times shaped like the GB10 table: 60 GB slower than 70 GB, samples apart.
+    let mk = |gb: u64, ms: [f64; 3]| {
+        SweepRow::new(0, Strategy::Device, gb * GB, phase::ALLOC).times(&ms)
+    };
+    let rows = vec![
+        mk(10, [350.0, 352.0, 349.0]),
+        mk(50, [1750.0, 1760.0, 1745.0]),
+        mk(60, [3100.0, 3110.0, 3120.0]),
+        mk(70, [2620.0, 2630.0, 2640.0]),
+        mk(80, [2770.0, 2780.0, 2790.0]),
+    ];
+    let f = sweep::findings(&rows, 0).join("\n");
+    assert!(
+        f.contains("device: allocation time per GB (1e9 bytes), ms: 10 GB"),
+        "{f}"
+    );
+    assert!(f.contains("35.00 [34.90-35.20]"), "{f}");
+    assert!(f.contains("not monotonic: 70 GB took 2630.0 [2620.0-2640.0] ms, less than 3110.0 [3100.0-3120.0] at 60 GB"), "{f}");
+    // Overlapping samples are no dip.
+    let rows = vec![
+        mk(10, [350.0, 352.0, 349.0]),
+        mk(20, [700.0, 720.0, 690.0]),
+        mk(30, [1000.0, 1100.0, 1050.0]),
+        mk(40, [1040.0, 1200.0, 1400.0]),
+    ];
+    let f = sweep::findings(&rows, 0).join("\n");
+    assert!(f.contains("no larger size allocated faster"), "{f}");
+}

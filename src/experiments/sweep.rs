@@ -803,6 +803,16 @@ fn find<'a>(
         .find(|r| r.device == dev && r.strategy == st && r.bytes == bytes && r.phase == phase)
 }
 
+/// A size as the user gave it: whole GB (1e9 bytes, the seed preset's sizes) as "60 GB", other
+/// sizes in binary units.
+pub fn size_label(bytes: u64) -> String {
+    if bytes >= GB && bytes.is_multiple_of(GB) && !bytes.is_multiple_of(GIB) {
+        format!("{} GB", bytes / GB)
+    } else {
+        fmt_bytes(bytes)
+    }
+}
+
 /// Formats one cell of a phase table.
 type CellFn = fn(&SweepRow) -> Option<String>;
 
@@ -950,7 +960,7 @@ pub fn render(doc: &SweepDoc) -> String {
                 continue;
             }
             let mut header = vec!["strategy".to_string()];
-            header.extend(sizes.iter().map(|s| fmt_bytes(*s)));
+            header.extend(sizes.iter().map(|s| size_label(*s)));
             let mut t = new_table(&header);
             for st in &strategies {
                 if !rows
@@ -1334,6 +1344,44 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
             "Unstable (CV above {:.0}%; read their medians with the range): {}.",
             100.0 * UNSTABLE_CV,
             unstable.join("; ")
+        ));
+    }
+    // Allocation time against size (the seed preset's question): per-GB rates, and any size
+    // whose allocation took less time than a smaller one with samples that do not overlap.
+    for st in &strategies {
+        let allocs: Vec<&SweepRow> = sizes
+            .iter()
+            .filter(|b| **b >= GB)
+            .filter_map(|b| find(rows, dev, st, *b, phase::ALLOC))
+            .collect();
+        if allocs.len() < 4 {
+            continue;
+        }
+        let dips: Vec<String> = allocs
+            .windows(2)
+            .filter(|w| order(&w[1].summary(), &w[0].summary()) == Order::Below)
+            .map(|w| {
+                format!(
+                    "{} took {} ms, less than {} at {}",
+                    size_label(w[1].bytes),
+                    spread_ms(w[1], 1),
+                    spread_ms(w[0], 1),
+                    size_label(w[0].bytes)
+                )
+            })
+            .collect();
+        let rates: Vec<String> = allocs
+            .iter()
+            .map(|r| format!("{} {}", size_label(r.bytes), fmt_spread(&r.ms_per_gb(), 2)))
+            .collect();
+        out.push(format!(
+            "{st}: allocation time per GB (1e9 bytes), ms: {}; {}.",
+            rates.join(", "),
+            if dips.is_empty() {
+                "no larger size allocated faster than a smaller one with samples that do not overlap".to_string()
+            } else {
+                format!("not monotonic: {}", dips.join("; "))
+            }
         ));
     }
     // The fill kernel against cuMemsetD32 at >= 1 GiB.
