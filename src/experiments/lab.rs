@@ -334,10 +334,13 @@ impl LabResults {
 /// 256 MiB for the single-thread rate, several at 1 GiB), managed migration up to 16 GiB; device,
 /// pool and vmm at every size (they cost milliseconds); three fresh allocations each; the probe
 /// with host strategies capped at 4 GiB and no cumulative search of managed memory. The model
-/// gives about 70 s for this on the H200: sweep 3 x 10 s + 3 s, probe 26 s, the rest 10 s
-/// (see the `plan_budget` tests); `--budget 5` buys the next tier (4 GiB caps, managed at every
-/// size, the whole probe: about 150 s), `--budget 10` 5 fresh allocations and 16 GiB caps (about
-/// 540 s), `--budget 20` no caps (about 1150 s).
+/// gives about 75 s for this on the H200 (139 GiB usable; sizes 0.25, 1, 4, 16 and 34.8 GiB):
+/// sweep 3 allocations x 11.5 s + 4 s (per allocation round: device, pool and vmm 2.4 s; managed
+/// up to 16 GiB 0.6 + 21.25 GiB x 0.2 = 4.9 s; pinned and registered up to 1 GiB 1.9 s; the
+/// CPU-first variant up to 1 GiB 2.5 s), probe 26 s (pinned and registered 2 x 8.25 GiB x 0.5 s,
+/// managed single 139 GiB / 10 GiB/s, 6 s fixed), the other steps 9 s. `--budget 5` buys the
+/// next tier (4 GiB caps, managed at every size, the whole probe: about 160 s), `--budget 10`
+/// 5 fresh allocations and 16 GiB caps (about 560 s), `--budget 20` no caps (about 1170 s).
 pub mod cost {
     /// `info`, `cache` status and `plan` together (0.4 s measured).
     pub const HOST_STEPS_S: f64 = 2.0;
@@ -358,9 +361,9 @@ pub mod cost {
     pub const HOST_PASS_S_PER_GIB: f64 = 0.022;
     /// Migrating managed memory on first GPU touch, GiB per second (13.9 GB/s measured).
     pub const MIGRATE_GIB_PER_S: f64 = 10.0;
-    /// The three managed strategies' first touches (0.077 + 0.022 + 0.004 s measured) and
-    /// their CPU sample check, per GiB per allocation.
-    pub const MANAGED_S_PER_GIB: f64 = 0.12;
+    /// The three managed strategies together, per GiB per allocation: first touches (0.093 +
+    /// 0.023 + 0.005 s measured at 16 GiB), frees (3 x 0.015 s) and the CPU sample check.
+    pub const MANAGED_S_PER_GIB: f64 = 0.2;
     /// One CPU thread faulting in managed memory, per GiB (0.30 s measured).
     pub const CPU_FAULT_S_PER_GIB: f64 = 0.30;
     /// Planned speed-up of the CPU touch with several threads (faulting does not scale far).
