@@ -1,7 +1,8 @@
 //! `cumemlab lab`: the whole lab in one command, for the new owner of a GPU host. It runs `info`,
 //! `selftest`, `sweep`, `probe`, `cache` status (and `cache effect` with `--with-cache-effect`),
 //! `layout --preset 13b-sim` and the `plan` capacity matrix, each in turn on each selected device,
-//! with sizes and repetitions scaled to a time budget; then it writes a results folder:
+//! with sizes and repetitions scaled to a time budget (two minutes by default: the arithmetic is in
+//! [`cost`]); then it writes a results folder:
 //! `results.json` (everything, with the environment), one CSV per experiment, `report.md` with its
 //! figures under `plots/`, and a self-contained `report.html`.
 //!

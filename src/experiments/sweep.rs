@@ -403,6 +403,8 @@ struct Acc {
     after_free: Option<Snapshot>,
     alloc_note: Option<String>,
     pages: u64,
+    /// Pages the CPU touch wrote (its own count).
+    cpu_pages: u64,
     cpu_threads: Option<usize>,
     cpu_pages_per_s_per_thread: Vec<f64>,
     mismatches: Option<u64>,
@@ -468,7 +470,7 @@ impl Acc {
                 }
                 phase::GPU_SECOND_TOUCH | phase::GPU_TOUCH_AFTER_CPU => r = r.pages(self.pages),
                 phase::CPU_FIRST_TOUCH => {
-                    r = r.pages(self.pages);
+                    r = r.pages(self.cpu_pages);
                     r.threads = self.cpu_threads.map(|t| t as u32);
                     r.pages_per_s_per_thread =
                         Summary::of(&self.cpu_pages_per_s_per_thread).map(|s| s.median);
@@ -727,6 +729,7 @@ fn one_allocation(
         if let Some(mem) = b.host_slice() {
             let t = cpu_touch(mem, stride, 0x3333_3333, threads);
             acc.one(phase::CPU_FIRST_TOUCH, t.ms);
+            acc.cpu_pages = t.pages;
             acc.cpu_threads = Some(t.threads);
             acc.cpu_pages_per_s_per_thread
                 .push(t.pages_per_s_per_thread());
