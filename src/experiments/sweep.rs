@@ -1611,6 +1611,68 @@ mod tests {
     }
 
     #[test]
+    fn three_allocations_become_rows_with_their_samples() {
+        let snap = |device_free: u64| Snapshot {
+            device_free,
+            ..Default::default()
+        };
+        let mut acc = Acc {
+            pages: 1024,
+            cpu_pages: 1024,
+            before: Some(snap(10 * GIB)),
+            after_alloc: Some(snap(9 * GIB)),
+            after_touch: Some(snap(9 * GIB)),
+            after_free: Some(snap(10 * GIB)),
+            mismatches: Some(0),
+            ..Default::default()
+        };
+        for (i, ms) in [1.0, 3.0, 2.0].into_iter().enumerate() {
+            acc.one(phase::ALLOC, ms);
+            acc.one("alloc:cuMemCreate", ms / 2.0);
+            acc.one(phase::GPU_FIRST_TOUCH, 10.0 * ms);
+            acc.group(phase::FILL, vec![1.0 + i as f64, 1.01 + i as f64]);
+            acc.one(phase::FREE, 0.5);
+        }
+        let rows = acc.rows(0, Strategy::Vmm, GIB);
+        let phases: Vec<&str> = rows.iter().map(|r| r.phase.as_str()).collect();
+        assert_eq!(
+            phases,
+            [
+                "alloc",
+                "alloc:cuMemCreate",
+                "gpu_first_touch",
+                "fill",
+                "verify",
+                "free"
+            ]
+        );
+        let alloc = &rows[0];
+        assert_eq!(alloc.samples_ms, [1.0, 3.0, 2.0]);
+        assert_eq!((alloc.runs, alloc.allocations), (3, Some(3)));
+        assert_eq!(
+            (alloc.ms_median, alloc.ms_min, alloc.ms_max),
+            (2.0, 1.0, 3.0)
+        );
+        assert_eq!(alloc.delta_device_free_bytes, Some(-(GIB as i64)));
+        assert_eq!(rows[2].pages, Some(1024));
+        let fill = &rows[3];
+        assert_eq!((fill.runs, fill.allocations), (6, Some(3)));
+        assert_eq!(fill.alloc_gbps.len(), 3);
+        assert!(
+            fill.alloc_gbps[0] > fill.alloc_gbps[2],
+            "{:?}",
+            fill.alloc_gbps
+        );
+        let (b, w) = (
+            fill.between_alloc_cv.unwrap(),
+            fill.within_alloc_cv.unwrap(),
+        );
+        assert!(b > 0.3 && w < 0.01, "between {b}, within {w}");
+        assert_eq!(rows[4].mismatches, Some(0));
+        assert_eq!(rows[5].delta_device_free_bytes, Some(0));
+    }
+
+    #[test]
     fn findings_from_numbers() {
         let mk = |st: Strategy, ph: &str, ms: f64| SweepRow::new(0, st, 4 * GIB, ph).times(&[ms]);
         let mut rows = vec![
