@@ -1355,7 +1355,7 @@ pub fn csv_files(r: &LabResults) -> Result<Vec<(String, Vec<u8>)>> {
     }
     out.push(("accounting.csv".into(), to_csv(&acc)?));
     if let Some(i) = &r.info {
-        out.push(("info.csv".into(), to_csv(&i.strategies)?));
+        out.push(("info.csv".into(), to_csv(&super::info::csv_rows(i))?));
     }
     if let Some(v) = &r.selftest {
         let mut rows = Vec::new();
