@@ -51,6 +51,21 @@ pub enum Command {
     Plan(crate::plan::command::PlanArgs),
 }
 
+/// The output flags every measuring command shares (`selftest`, `sweep`, `probe`, `layout`,
+/// `cache`, `cache effect`), flattened into each one's options so they read the same everywhere.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Print the result document as JSON on stdout.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the rows as CSV on stdout.
+    #[arg(long)]
+    pub csv: bool,
+    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
 /// A comma-separated list as one option value. (clap's derive reads `Option<Vec<T>>` as a
 /// repeatable option; a list typed as one value needs this wrapper.)
 #[derive(Debug, Clone, PartialEq)]
