@@ -367,7 +367,6 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                     .collect(),
             )
         })
-        .filter(|r| r.values.iter().any(Option::is_some))
         .collect();
     push(
         &mut tables,
@@ -473,7 +472,6 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .collect(),
                 )
             })
-            .filter(|r| r.values.iter().any(Option::is_some))
             .collect();
         push(
             &mut tables,
@@ -578,7 +576,6 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .collect(),
                 )
             })
-            .filter(|r| r.values.iter().any(Option::is_some))
             .collect();
         push(
             &mut tables,
@@ -698,7 +695,6 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .collect(),
                 )
             })
-            .filter(|r| r.values.iter().any(Option::is_some))
             .collect();
         push(&mut tables, id, title, 2, hib, rows);
     }
@@ -722,8 +718,13 @@ fn push(
     title: &str,
     decimals: usize,
     higher_is_better: Option<bool>,
-    mut rows: Vec<CompareRow>,
+    rows: impl IntoIterator<Item = CompareRow>,
 ) {
+    // A row with no figure in any column says nothing.
+    let mut rows: Vec<CompareRow> = rows
+        .into_iter()
+        .filter(|r| r.values.iter().any(Option::is_some))
+        .collect();
     if rows.is_empty() {
         return;
     }
