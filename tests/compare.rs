@@ -54,16 +54,6 @@ fn slower_copy(src: &Path, dir: &Path) -> PathBuf {
     d
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = common::run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn table<'a>(rep: &'a CompareReport, id: &str) -> &'a compare::CompareTable {
     rep.tables
         .iter()
@@ -76,7 +66,7 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
     let d = tempfile::tempdir().unwrap();
     let slow = slower_copy(&h200_lab(d.path()), d.path());
     let out_dir = d.path().join("cmp");
-    let json = run_ok(&[
+    let json = common::run_ok(&[
         "compare",
         d.path().join("h200-lab").to_str().unwrap(),
         slow.to_str().unwrap(),
@@ -161,7 +151,7 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
 fn lab_against_the_runs_own_sweep_document() {
     // Two committed result sets of different kinds: the lab folder and a plain sweep file.
     let d = tempfile::tempdir().unwrap();
-    let text = run_ok(&[
+    let text = common::run_ok(&[
         "compare",
         h200_lab(d.path()).to_str().unwrap(),
         fixture("h200-raw/sweep.json").to_str().unwrap(),
@@ -182,7 +172,7 @@ fn lab_against_the_runs_own_sweep_document() {
 fn the_h200_against_the_real_two_device_lab() {
     // Two committed result sets: the single-H200 run and the two-H200 lab, three machines.
     let d = tempfile::tempdir().unwrap();
-    let json = run_ok(&[
+    let json = common::run_ok(&[
         "compare",
         h200_lab(d.path()).to_str().unwrap(),
         fixture("h200x2-lab").to_str().unwrap(),
@@ -351,7 +341,7 @@ fn a_gpu_less_lab_as_a_does_not_blank_the_ratios_and_directions_are_right() {
     let h200 = h200_lab(d.path());
     let laptop = gpu_less_copy(&h200, d.path());
     let slow = slower_copy(&h200, d.path());
-    let json = run_ok(&[
+    let json = common::run_ok(&[
         "compare",
         laptop.to_str().unwrap(),
         h200.to_str().unwrap(),
@@ -386,7 +376,7 @@ fn a_gpu_less_lab_as_a_does_not_blank_the_ratios_and_directions_are_right() {
             .all(|r| !r.key.starts_with("Cached"))
     );
     // The text says which column the ratios are against, and why.
-    let text = run_ok(&[
+    let text = common::run_ok(&[
         "compare",
         laptop.to_str().unwrap(),
         h200.to_str().unwrap(),

@@ -12,15 +12,18 @@ use std::process::Output;
 
 use cumemlab::driver::{Driver, Error as DriverError};
 
-fn stdout_ok(args: &[&str]) -> String {
-    let out = common::run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::run_ok as stdout_ok;
+
+/// The README's first question: will Llama 3.1 70B fit in fp8 on a DGX Spark?
+const PLAN_70B_FP8: [&str; 7] = [
+    "plan",
+    "--model",
+    "llama-3.1-70b",
+    "--precision",
+    "fp8",
+    "--target",
+    "gb10",
+];
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -38,15 +41,7 @@ fn no_driver(test: &str) -> bool {
 
 #[test]
 fn plan_answers_one_model_one_precision_in_25_lines_of_80_columns() {
-    let text = stdout_ok(&[
-        "plan",
-        "--model",
-        "llama-3.1-70b",
-        "--precision",
-        "fp8",
-        "--target",
-        "gb10",
-    ]);
+    let text = stdout_ok(&PLAN_70B_FP8);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() <= 25, "{} lines:\n{text}", lines.len());
     for l in &lines {
@@ -77,16 +72,9 @@ fn plan_answers_one_model_one_precision_in_25_lines_of_80_columns() {
 #[test]
 fn plan_verbose_has_the_formulas_and_no_one_active_experts_for_dense_models() {
     for flag in ["-v", "--explain"] {
-        let text = stdout_ok(&[
-            "plan",
-            "--model",
-            "llama-3.1-70b",
-            "--precision",
-            "fp8",
-            "--target",
-            "gb10",
-            flag,
-        ]);
+        let mut args = PLAN_70B_FP8.to_vec();
+        args.push(flag);
+        let text = stdout_ok(&args);
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains("Korthikanti"), "{flag}: {text}");
         assert!(
