@@ -70,6 +70,27 @@ fn plan_answers_one_model_one_precision_in_25_lines_of_80_columns() {
 }
 
 #[test]
+fn plan_with_several_formats_says_which_fit_first() {
+    let text = stdout_ok(&[
+        "plan",
+        "--model",
+        "llama-3.1-70b",
+        "--precision",
+        "fp16,fp8,nvfp4",
+        "--workload",
+        "inference",
+        "--target",
+        "gb10",
+    ]);
+    let second = text.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        second, "inference fits in fp8-e4m3, nvfp4; not in fp16 (budget 119.2 GB)",
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+}
+
+#[test]
 fn plan_verbose_has_the_formulas_and_no_one_active_experts_for_dense_models() {
     for flag in ["-v", "--explain"] {
         let mut args = PLAN_70B_FP8.to_vec();

@@ -131,34 +131,60 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
         .iter()
         .find(|e| e.workload == Workload::Inference)
         .or(r.estimates.first());
-    if let Some(e) = first {
-        let who = if one_precision || e.workload != Workload::Inference {
-            short_label(e, true)
-        } else {
-            format!("inference in {}", e.precision)
+    let inference: Vec<&Estimate> = r
+        .estimates
+        .iter()
+        .filter(|e| e.workload == Workload::Inference)
+        .collect();
+    if inference.len() > 1 {
+        // Several formats: which fit, in one sentence.
+        let names = |fit: bool| -> Vec<String> {
+            inference
+                .iter()
+                .filter(|e| (e.verdict != Verdict::DoesNotFit) == fit)
+                .map(|e| e.precision.to_string())
+                .collect()
+        };
+        let (fits, not) = (names(true), names(false));
+        let sentence = match (fits.is_empty(), not.is_empty()) {
+            (false, true) => format!("inference fits in all {} formats", fits.len()),
+            (true, _) => format!("inference fits in none of the {} formats", not.len()),
+            (false, false) => format!(
+                "inference fits in {}; not in {}",
+                fits.join(", "),
+                not.join(", ")
+            ),
         };
         out.push_str(&wrap(
-            &format!("{who} {}", verdict_sentence(e)),
+            &format!("{sentence} (budget {} GB)", gb1(t.budget_bytes)),
+            WIDTH,
+            "  ",
+        ));
+    } else if let Some(e) = first {
+        out.push_str(&wrap(
+            &format!("{} {}", short_label(e, true), verdict_sentence(e)),
             WIDTH,
             "  ",
         ));
     }
-    let headroom = if t.target.unified {
-        format!(" less {} GiB host headroom", t.host_headroom_bytes / GIB)
-    } else {
-        String::new()
-    };
-    out.push_str(&wrap(
-        &format!(
-            "budget: {} GB ({:.1} GiB){headroom} = {} GB ({:.1} GiB)",
+    let gib1 = |b: u64| format!("{:.1}", b as f64 / GIB as f64);
+    let budget = if t.target.unified {
+        format!(
+            "budget: {} GB ({} GiB) less {} GiB host headroom = {} GB ({} GiB)",
             gb1(t.target.bytes),
-            t.target.bytes as f64 / GIB as f64,
+            gib1(t.target.bytes),
+            t.host_headroom_bytes / GIB,
             gb1(t.budget_bytes),
-            t.budget_bytes as f64 / GIB as f64
-        ),
-        WIDTH,
-        "  ",
-    ));
+            gib1(t.budget_bytes)
+        )
+    } else {
+        format!(
+            "budget: {} GB ({} GiB), all of the target's memory",
+            gb1(t.budget_bytes),
+            gib1(t.budget_bytes)
+        )
+    };
+    out.push_str(&wrap(&budget, WIDTH, "  "));
     out.push_str(&wrap(
         &format!(
             "context {} tokens, batch {}, KV cache {}, LoRA rank {}",
