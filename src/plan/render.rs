@@ -55,8 +55,8 @@ fn largest(l: &Option<LargestFit>, marks: &mut Vec<&'static str>) -> String {
             let v = fmt_count(f.value as f64);
             let mark = match f.limited_by {
                 Limit::Memory => return v,
-                Limit::ModelMaximum => "* the model's maximum context",
-                Limit::SearchCap => "+ the search cap, not memory, stopped the search",
+                Limit::ModelMaximum => "* = the model's maximum context",
+                Limit::SearchCap => "+ = the search cap, not memory, stopped the search",
             };
             if !marks.contains(&mark) {
                 marks.push(mark);
@@ -204,7 +204,7 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
             "GB",
             "% budget",
             "verdict",
-            "max context",
+            "max ctx",
             "max batch",
         ]);
         for e in &r.estimates {
@@ -220,17 +220,22 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
         out.push('\n');
         out.push_str(&st.to_string());
         out.push('\n');
+        let mut legend = format!(
+            "max ctx: largest context that fits (tokens); max batch: at {} tokens",
+            fmt_count(s.context as f64)
+        );
         for mark in marks {
-            out.push_str(&wrap(mark, WIDTH, "  "));
+            legend.push_str("; ");
+            legend.push_str(mark);
         }
+        out.push_str(&wrap(&legend, WIDTH, "  "));
         let training = r
             .estimates
             .iter()
             .any(|e| e.gradient_checkpointing.is_some());
         if training {
             out.push_str(&wrap(
-                "ckpt: gradient checkpointing; LoRA: bf16 frozen base, QLoRA: nf4 frozen base; \
-                 adapters and full fine-tuning train with AdamW",
+                "ckpt: gradient checkpointing; LoRA on a bf16 base, QLoRA on nf4; AdamW",
                 WIDTH,
                 "  ",
             ));
