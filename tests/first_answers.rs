@@ -295,7 +295,7 @@ fn the_no_gpu_reason_is_one_short_line_and_v_gives_the_long_form() {
     };
     assert_eq!(
         e.to_string(),
-        "no CUDA driver (libcuda.so.1 not found); `-v` lists the paths tried"
+        "no CUDA driver (libcuda.so.1 not found); `cumemlab -v info` lists the paths tried"
     );
     let long = format!("{e:#}");
     assert!(long.contains("/usr/lib64/libcuda.so.1") && long.contains("CUMEMLAB_LIBCUDA"));

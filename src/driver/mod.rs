@@ -69,7 +69,9 @@ pub fn verbose_errors() -> bool {
 }
 
 /// The one short line for "there is no CUDA driver here" that every command, the lab's report
-/// and the tests' SKIP lines print; the long form (`{:#}` or `-v`) lists every path tried.
+/// and the tests' SKIP lines print; the long form (`{:#}` or `-v`) lists every path tried. The
+/// hint names a whole command because the line also appears where `-v` cannot be passed (a
+/// report, a test's SKIP line).
 pub fn no_driver_line(tried: &[String], reason: &str) -> String {
     let first = tried.first().map(String::as_str).unwrap_or("libcuda.so.1");
     let what = if reason.contains("No such file") || reason.contains("cannot open shared object") {
@@ -78,7 +80,7 @@ pub fn no_driver_line(tried: &[String], reason: &str) -> String {
         let short: String = reason.chars().take(120).collect();
         format!("cannot open {first}: {short}")
     };
-    format!("no CUDA driver ({what}); `-v` lists the paths tried")
+    format!("no CUDA driver ({what}); `cumemlab -v info` lists the paths tried")
 }
 
 struct DriverInner {
