@@ -329,6 +329,9 @@ fn gpu_less_copy(src: &Path, dir: &Path) -> PathBuf {
     r.sweep = None;
     r.probe = None;
     r.layout = None;
+    // Without a GPU the lab plans against the gb10 profile.
+    let gb10 = cumemlab::plan::Target::named("gb10").unwrap();
+    r.plan = Some(vec![cumemlab::plan::capacity_matrix(&gb10)]);
     let d = dir.join("laptop-lab");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
@@ -396,7 +399,11 @@ fn a_gpu_less_lab_as_a_does_not_blank_the_ratios_and_directions_are_right() {
         .iter()
         .find(|f| f.key == "plan target")
         .unwrap();
+    assert_eq!(target.values[0], "gb10 (profile: no GPU here)");
     assert_eq!(target.values.len(), 3);
+    let plan = table(&rep, "plan.max_params_billions");
+    assert!(plan.title.contains("plan target"), "{}", plan.title);
+    assert!(plan.rows.iter().all(|r| r.values[0].is_some()));
 }
 
 #[test]
