@@ -625,7 +625,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
     push(
         &mut tables,
         "plan.max_params_billions",
-        "plan: largest dense model on each machine's plan target (see `plan target`), billion parameters",
+        "plan: largest dense model on each `plan target`, billion parameters",
         1,
         Some(true),
         rows,
