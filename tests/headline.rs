@@ -298,6 +298,9 @@ fn h200_every_cell_equals_the_value_computed_from_results_json() {
 
 // ------------------------------------------------------------ the constructed GB10-shaped fixture
 
+/// Strategy, alloc ms = a + b * GiB, first touch ms/GiB, CPU touch ms/GiB, fill GB/s.
+type Plan = (&'static str, f64, f64, f64, Option<f64>, f64);
+
 /// A CONSTRUCTED GB10-shaped result (numbers made up with the shape of a unified-memory machine;
 /// DESIGN.md's platform table: 273 GB/s LPDDR5x, pageable memory reachable by the GPU): four sizes,
 /// `device`, `managed`, `pinned`, `pageable`, a memset ceiling, and a probe.
@@ -310,8 +313,7 @@ fn gb10_fixture() -> (Vec<Value>, Vec<Value>, Vec<Value>) {
             "ms_median": ms[0], "ms_min": ms[1], "ms_max": ms[2], "ms_cv": 0.01, "gbps": gbps,
         }));
     };
-    // (strategy, alloc ms = a + b * GiB, first touch ms/GiB, cpu touch ms/GiB, fill GB/s)
-    let plan: [(&str, f64, f64, f64, Option<f64>, f64); 4] = [
+    let plan: [Plan; 4] = [
         ("device", 0.4, 41.0, 0.2, None, 231.0),
         ("managed", 0.05, 0.0004, 38.0, Some(120.0), 226.0),
         ("pinned", 3.0, 190.0, 0.3, Some(95.0), 224.0),
@@ -532,9 +534,17 @@ fn the_table_opens_the_report_and_the_findings_follow_it_by_strategy() {
         "{title}"
     );
     let h = &headline::from_lab(&r)[0];
-    let (h2, b2) = h.table();
+    // The numbers as the table, the sentence column as one line per strategy under it.
+    let (mut h2, b2) = h.table();
+    assert_eq!(h2.pop().as_deref(), Some("use it when"));
     assert_eq!(header, &h2);
-    assert_eq!(rows, &b2);
+    for (got, want) in rows.iter().zip(&b2) {
+        assert_eq!(got[..], want[..8]);
+        let line = format!("- {}: use it when {}\n", want[0], want[8]);
+        let at = md.find(&line).unwrap_or_else(|| panic!("no line {line}"));
+        assert!(at > md.find("**Table 1").unwrap() && at < md.find("## Findings").unwrap());
+    }
+    assert_eq!(rows.len(), b2.len());
     // Right after the title and the intro, before the findings.
     let table_at = md.find("**Table 1: What memory costs").unwrap();
     let findings_at = md.find("## Findings").unwrap();
@@ -597,4 +607,102 @@ fn threshold_percentages_do_not_contradict_themselves() {
         "{findings}"
     );
     assert!(!findings.contains("95.0% of cuMemsetD32"), "{findings}");
+}
+
+// ------------------------------------------------------------ sweep alone, and compare
+
+#[test]
+fn a_sweep_alone_says_there_is_no_probe() {
+    let p = common::repo().join("tests/fixtures/results/h200-raw/sweep.json");
+    let doc: cumemlab::experiments::sweep::SweepDoc =
+        cumemlab::report::sink::read_document(&p).unwrap();
+    let hs = headline::from_sweep(&doc);
+    assert!(!hs.is_empty());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let sweep: Vec<Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["device"] == 0)
+        .cloned()
+        .collect();
+    check_table(&hs[0], &sweep, None);
+    let text = headline::render_all(&hs);
+    assert!(
+        text.contains("no probe in these results (a sweep alone)"),
+        "{text}"
+    );
+    assert!(text.contains(": use it when "), "{text}");
+}
+
+#[test]
+fn compare_puts_gb10_against_h200_in_one_table_first() {
+    use cumemlab::experiments::compare::{self, Input};
+    let h = h200();
+    // The same document with the constructed GB10-shaped rows in place of the H200's.
+    let (sweep, probe, _) = gb10_fixture();
+    let mut g = h.clone();
+    g.environment.host.hostname = "spark (constructed)".into();
+    g.environment.devices[0].name = "NVIDIA GB10 (constructed)".into();
+    g.sweep.as_mut().unwrap().rows = sweep
+        .iter()
+        .map(|v| serde_json::from_value(v.clone()).unwrap())
+        .collect();
+    g.probe.as_mut().unwrap().rows = probe
+        .iter()
+        .map(|v| serde_json::from_value(v.clone()).unwrap())
+        .collect();
+    let input = |name: &str, results: LabResults| Input {
+        path: name.into(),
+        kind: "lab".into(),
+        results,
+    };
+    let inputs = vec![input("h200", h), input("gb10", g)];
+    let rep = compare::build(&inputs);
+    let t = rep.headline.as_ref().unwrap();
+    assert_eq!(t.header, ["strategy", "per GiB", "A", "B", "B/A"]);
+    // device allocation: A's and B's slopes by this test's own fit, and B over A.
+    let hv = h200_json();
+    let slope = |rows: &[Value]| {
+        let pts: Vec<(f64, f64)> = rows_of(rows, "device", "alloc")
+            .iter()
+            .map(|r| (f(r, "bytes") / GIB, f(r, "ms_median")))
+            .collect();
+        fit(&pts).0
+    };
+    let a = slope(hv["sweep"]["rows"].as_array().unwrap());
+    let b = slope(&sweep);
+    let line = t
+        .rows
+        .iter()
+        .find(|l| l[0] == "device" && l[1].starts_with("allocation (ms/GiB)"))
+        .unwrap();
+    for (cell, want) in [(&line[2], a), (&line[3], b), (&line[4], b / a)] {
+        let (got, dec) = numbers(cell)[0];
+        assert!(
+            (got - want).abs() <= 0.5 * 10f64.powi(-dec) * 1.000_001,
+            "{cell} against {want}"
+        );
+    }
+    // A strategy only one machine measured says so in the other's column.
+    let pageable = t
+        .rows
+        .iter()
+        .find(|l| l[0] == "pageable" && l[1].starts_with("allocation (ms/GiB)"))
+        .unwrap();
+    assert_eq!(pageable[2], "not measured");
+    // First in the terminal output and in compare.md.
+    let text = compare::render_text(&rep);
+    let first_table = text.find("| strategy").unwrap();
+    assert!(text[..first_table].contains("What memory costs on each machine"));
+    let dir = tempfile::tempdir().unwrap();
+    compare::write(&rep, &inputs, dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("compare.md")).unwrap();
+    let tables = parse_markdown_tables(&md);
+    assert!(
+        tables[0]
+            .0
+            .starts_with("Table 1: What memory costs on each machine")
+    );
+    assert!(md.find("**Table 1").unwrap() < md.find("## Findings").unwrap());
 }

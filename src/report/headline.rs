@@ -629,15 +629,19 @@ fn use_when(r: &Row, all: &[Row], ceil: Option<&Ceiling>) -> String {
 
 /// The column headers (the "use it when" column last).
 pub fn header(h: &Headline) -> Vec<String> {
-    let ceil = h
-        .ceiling
-        .as_ref()
-        .map_or("no ceiling measured".to_string(), |c| c.what.clone());
+    // The short name of the ceiling; the caption gives its size and GB/s.
+    let ceil = h.ceiling.as_ref().map_or("no ceiling measured", |c| {
+        if c.what.starts_with("cuMemsetD32") {
+            "cuMemsetD32"
+        } else {
+            "device fill"
+        }
+    });
     vec![
         "strategy".into(),
-        "allocation (ms/GiB, least-squares slope ± SE over the sizes)".into(),
-        "allocation fixed part (ms, intercept)".into(),
-        "GPU first touch (ms/GiB over a warm touch)".into(),
+        "allocation (ms/GiB: slope ± SE)".into(),
+        "allocation fixed part (ms)".into(),
+        "GPU first touch (ms/GiB over warm)".into(),
         "CPU first touch (ms/GiB)".into(),
         format!("fill (GB/s; % of {ceil})"),
         format!("read (GB/s; % of {ceil})"),
@@ -657,7 +661,7 @@ pub fn cells(r: &Row, ceil: Option<&Ceiling>, device_big: u64) -> Vec<String> {
         let se = a
             .ms_per_gib_se
             .map_or(String::new(), |s| format!(" ± {}", sig(s)));
-        format!("{}{se} ({} sizes)", sig(a.ms_per_gib), a.sizes)
+        format!("{}{se} (n={} sizes)", sig(a.ms_per_gib), a.sizes)
     });
     let fixed = r.alloc.and_then(|a| a.fixed_ms).map_or("-".into(), sig);
     let gpu = match r.gpu_touch {
@@ -697,10 +701,12 @@ pub fn cells(r: &Row, ceil: Option<&Ceiling>, device_big: u64) -> Vec<String> {
             } else {
                 String::new()
             };
+            // ">=" already says "not a failure": the phrase's first part is enough here.
             format!(
-                "{}{}{pct} ({stop})",
+                "{}{}{pct} ({})",
                 if *lower_bound { ">= " } else { "" },
-                gib2(*bytes)
+                gib2(*bytes),
+                stop.split(',').next().unwrap_or(stop)
             )
         }
         Largest::NotProbed(why) => why.clone(),
@@ -772,10 +778,27 @@ impl Headline {
         (!self.skipped.is_empty()).then(|| format!("Not measured: {}.", self.skipped.join("; ")))
     }
 
-    /// Adds the table (and its caption and skipped line) to `p`; returns the table's label.
+    /// The numbers without the sentence column, then one "use it when" line per strategy (as in
+    /// the terminal: nine columns do not fit a page, and a sentence reads better as a line).
+    fn split(&self) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
+        let (mut h, mut b) = self.table();
+        h.pop();
+        let uses = b
+            .iter_mut()
+            .filter_map(|l| {
+                let u = l.pop()?;
+                Some(format!("{}: use it when {u}", l[0]))
+            })
+            .collect();
+        (h, b, uses)
+    }
+
+    /// Adds the table, the "use it when" lines, the caption and the skipped line to `p`; returns
+    /// the table's label.
     pub fn add_to(&self, p: &mut Page) -> String {
-        let (h, b) = self.table();
+        let (h, b, uses) = self.split();
         let label = p.table(self.title(), &h, b);
+        p.bullets(uses);
         p.para(self.caption());
         if let Some(s) = self.skipped_line() {
             p.para(s);
@@ -786,16 +809,14 @@ impl Headline {
     /// The terminal form: the table without the sentence column, then one "use it when" line
     /// per strategy and the skipped line.
     pub fn render_text(&self) -> String {
-        let (mut h, b) = self.table();
-        h.pop();
+        let (h, b, uses) = self.split();
         let mut t = super::new_table(&h);
-        for mut line in b {
-            line.pop();
+        for line in b {
             t.add_row(line);
         }
         let mut out = format!("{}\n{t}\n{}\n", self.title(), self.caption());
-        for r in &self.rows {
-            out.push_str(&format!("- {}: use it when: {}\n", r.strategy, r.use_when));
+        for u in uses {
+            out.push_str(&format!("- {u}\n"));
         }
         if let Some(s) = self.skipped_line() {
             out.push_str(&format!("{s}\n"));
