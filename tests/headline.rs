@@ -660,7 +660,14 @@ fn compare_puts_gb10_against_h200_in_one_table_first() {
     let inputs = vec![input("h200", h), input("gb10", g)];
     let rep = compare::build(&inputs);
     let t = rep.headline.as_ref().unwrap();
-    assert_eq!(t.header, ["strategy", "per GiB", "A", "B", "B/A"]);
+    assert_eq!(t.header, ["strategy", "measure", "A", "B", "B/A"]);
+    assert!(
+        t.uses
+            .iter()
+            .any(|u| u.starts_with("B, pageable: use it when ")),
+        "{:?}",
+        t.uses
+    );
     // device allocation: A's and B's slopes by this test's own fit, and B over A.
     let hv = h200_json();
     let slope = |rows: &[Value]| {

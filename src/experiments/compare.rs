@@ -97,6 +97,9 @@ pub struct CompareReport {
 pub struct HeadlineTable {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// "A, device: use it when ...", per machine and strategy.
+    #[serde(default)]
+    pub uses: Vec<String>,
 }
 
 /// Each machine's headline (`None` where its input has no sweep for that device), as one table.
@@ -114,8 +117,8 @@ fn headline_table(inputs: &[Input], cols: &[(usize, Column)]) -> Option<Headline
     }
     let ids: Vec<String> = cols.iter().map(|c| c.1.id.clone()).collect();
     let refs: Vec<Option<&headline::Headline>> = heads.iter().map(Option::as_ref).collect();
-    let (header, rows) = headline::compare_table(&ids, &refs);
-    Some(HeadlineTable { header, rows })
+    let (header, rows, uses) = headline::compare_table(&ids, &refs);
+    Some(HeadlineTable { header, rows, uses })
 }
 
 /// The headline table's title.
@@ -785,16 +788,14 @@ pub fn render_text(rep: &CompareReport) -> String {
     out.push('\n');
     if let Some(h) = &rep.headline {
         let mut t = new_table(&h.header);
-        // The "use it when" sentences are in compare.md/html; a terminal row of three
-        // sentences side by side is unreadable.
-        for l in h
-            .rows
-            .iter()
-            .filter(|l| l.get(1).is_none_or(|k| k != "use it when"))
-        {
+        for l in &h.rows {
             t.add_row(l.clone());
         }
-        out.push_str(&format!("{HEADLINE_TITLE}\n{t}\n\n"));
+        out.push_str(&format!("{HEADLINE_TITLE}\n{t}\n"));
+        for u in &h.uses {
+            out.push_str(&format!("- {u}\n"));
+        }
+        out.push('\n');
     }
     let mut header = vec!["".to_string()];
     header.extend(rep.columns.iter().map(|c| c.id.clone()));
@@ -844,6 +845,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
     if let Some(h) = &rep.headline {
         body.h2("What memory costs on each machine");
         body.table(HEADLINE_TITLE, &h.header, h.rows.clone());
+        body.bullets(h.uses.clone());
         body.para("Per strategy and machine, the figures of each machine's own headline table (allocation: least-squares slope and intercept of the alloc time against the size; first touches and bandwidth at the machine's largest sweep size; largest single allocation from the probe), then each machine's value over A's. A ratio above 1 is better where higher is better, worse where lower is.");
     }
     let head_blocks = body.blocks.len();

@@ -889,9 +889,14 @@ fn metric_text(i: usize, r: &Row) -> String {
 }
 
 /// The headline of several machines as one table: a row per (strategy, metric), one column per
-/// machine (`ids[i]`), and after every machine but the first its ratio to the first.
-pub fn compare_table(ids: &[String], hs: &[Option<&Headline>]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header = vec!["strategy".to_string(), "per GiB".to_string()];
+/// machine (`ids[i]`), and after every machine but the first its ratio to the first; then each
+/// machine's "use it when" line per strategy.
+pub fn compare_table(
+    ids: &[String],
+    hs: &[Option<&Headline>],
+) -> (Vec<String>, Vec<Vec<String>>, Vec<String>) {
+    let mut uses = Vec::new();
+    let mut header = vec!["strategy".to_string(), "measure".to_string()];
     for (i, id) in ids.iter().enumerate() {
         header.push(id.clone());
         if i > 0 {
@@ -906,7 +911,20 @@ pub fn compare_table(ids: &[String], hs: &[Option<&Headline>]) -> (Vec<String>, 
             }
         }
     }
-    let mut body = Vec::new();
+    // The size of each machine's per-size figures, first: per-GiB figures at different sizes.
+    let mut body = vec![{
+        let mut l = vec![
+            "all".to_string(),
+            "touches and bandwidth measured at".to_string(),
+        ];
+        for (i, h) in hs.iter().enumerate() {
+            l.push(h.map_or("-".into(), |h| fmt_bytes(h.size())));
+            if i > 0 {
+                l.push(String::new());
+            }
+        }
+        l
+    }];
     for st in &strategies {
         let rows: Vec<Option<&Row>> = hs
             .iter()
@@ -933,16 +951,13 @@ pub fn compare_table(ids: &[String], hs: &[Option<&Headline>]) -> (Vec<String>, 
             }
             body.push(line);
         }
-        let mut line = vec![st.clone(), "use it when".to_string()];
-        for (i, r) in rows.iter().enumerate() {
-            line.push(r.map_or("-".into(), |r| r.use_when.clone()));
-            if i > 0 {
-                line.push(String::new());
+        for (id, r) in ids.iter().zip(&rows) {
+            if let Some(r) = r {
+                uses.push(format!("{id}, {st}: use it when {}", r.use_when));
             }
         }
-        body.push(line);
     }
-    (header, body)
+    (header, body, uses)
 }
 
 #[cfg(test)]
