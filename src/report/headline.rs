@@ -25,12 +25,16 @@
 //!   free taken before it; `>=` when the search stopped at a ceiling or cap rather than an
 //!   out-of-memory failure (a lower bound).
 //!
-//! Spreads: min–max of the row's runs, with n (one-shot phases have n = 1 and no range); the
-//! fill/read range is the GB/s at the slowest and fastest run.
+//! Spreads: min–max of the row's runs (`ms_min`/`ms_max`), with n = `runs` (one-shot phases
+//! have n = 1 and no range); the fill/read range is the GB/s at the slowest and fastest run.
+//!
+//! The sentence column is part of [`Headline::table`]; the report, the terminal and `compare`
+//! print it as one line per strategy under the table (nine columns do not fit a page).
 //!
 //! **"Use it when"** is derived from the numbers of the device's rows, clause by clause (every
 //! clause carries the number it rests on; a different measurement gives a different sentence):
-//! 1. the lowest allocation cost per GiB of all rows: "allocations must be cheapest", naming the
+//! 1. the lowest allocation cost per GiB of all rows (a negative slope counts as zero; only a fit
+//!    of 3 sizes or more, which has a standard error): "allocations must be cheapest", naming the
 //!    rows whose slope ± SE overlaps it as indistinguishable; otherwise, at 100 ms/GiB or more:
 //!    "it is allocated once and reused".
 //! 2. first GPU touch: populated by prefetch: "you prefetch before the GPU uses it"; populated on
@@ -510,7 +514,8 @@ fn use_when(r: &Row, all: &[Row], ceil: Option<&Ceiling>) -> String {
             .iter()
             .filter_map(|x| x.alloc.map(|a| a.ms_per_gib.max(0.0)))
             .fold(f64::INFINITY, f64::min);
-        if all.len() > 1 && a.ms_per_gib.max(0.0) <= min {
+        // "Cheapest" needs a standard error (3 sizes or more) to say what is indistinguishable.
+        if all.len() > 1 && a.ms_per_gib_se.is_some() && a.ms_per_gib.max(0.0) <= min {
             c.push(format!(
                 "allocations must be cheapest ({} ms/GiB, the lowest here{})",
                 sig(a.ms_per_gib),
@@ -661,7 +666,12 @@ pub fn cells(r: &Row, ceil: Option<&Ceiling>, device_big: u64) -> Vec<String> {
         let se = a
             .ms_per_gib_se
             .map_or(String::new(), |s| format!(" ± {}", sig(s)));
-        format!("{}{se} (n={} sizes)", sig(a.ms_per_gib), a.sizes)
+        let neg = if a.ms_per_gib + a.ms_per_gib_se.unwrap_or(0.0) < 0.0 {
+            "; negative: no growth with size measurable"
+        } else {
+            ""
+        };
+        format!("{}{se} (n={} sizes{neg})", sig(a.ms_per_gib), a.sizes)
     });
     let fixed = r.alloc.and_then(|a| a.fixed_ms).map_or("-".into(), sig);
     let gpu = match r.gpu_touch {
