@@ -713,3 +713,42 @@ fn compare_puts_gb10_against_h200_in_one_table_first() {
     );
     assert!(md.find("**Table 1").unwrap() < md.find("## Findings").unwrap());
 }
+
+#[test]
+fn a_two_size_fit_claims_no_cheapest_and_says_when_it_falls() {
+    let (sweep, probe, support) = gb10_fixture();
+    // Only 1 and 4 GiB, and pageable's 4 GiB allocation faster than its 1 GiB one.
+    let mut two: Vec<Value> = sweep
+        .into_iter()
+        .filter(|r| f(r, "bytes") <= 4.0 * GIB)
+        .collect();
+    for r in two
+        .iter_mut()
+        .filter(|r| r["strategy"] == "pageable" && r["phase"] == "alloc" && f(r, "bytes") > GIB)
+    {
+        for k in ["ms_median", "ms_min", "ms_max"] {
+            r[k] = json!(0.001);
+        }
+    }
+    let h = gb10_headline(&two, &probe, &support);
+    let (_, body) = h.table();
+    let pageable = body.iter().find(|l| l[0] == "pageable").unwrap();
+    assert!(
+        pageable[1].contains("(n=2 sizes; negative: no growth with size measurable)"),
+        "{pageable:?}"
+    );
+    // Slope of two points, by hand: (0.001 - a1) / (4 - 1).
+    let a1 = f(
+        rows_of(&two, "pageable", "alloc")
+            .into_iter()
+            .find(|r| f(r, "bytes") == GIB)
+            .unwrap(),
+        "ms_median",
+    );
+    let (got, dec) = numbers(&pageable[1])[0];
+    assert!((got - (0.001 - a1) / 3.0).abs() <= 0.5 * 10f64.powi(-dec) * 1.000_001);
+    assert!(
+        h.rows.iter().all(|r| !r.use_when.contains("cheapest")),
+        "two sizes give no standard error, so no row is called cheapest"
+    );
+}
