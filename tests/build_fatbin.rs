@@ -77,7 +77,11 @@ fn entries(b: &[u8]) -> Vec<Entry> {
 }
 
 fn arches(e: &[Entry], kind: u16) -> Vec<u32> {
-    let mut v: Vec<u32> = e.iter().filter(|x| x.kind == kind).map(|x| x.arch).collect();
+    let mut v: Vec<u32> = e
+        .iter()
+        .filter(|x| x.kind == kind)
+        .map(|x| x.arch)
+        .collect();
     v.sort_unstable();
     v
 }

@@ -11,7 +11,13 @@ use std::time::Duration;
 /// Runs one `#[ignore]`d child test of this binary with the given environment; its stdout.
 fn child(test: &str, env: &[(&str, &str)]) -> String {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"]);
+    c.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -45,7 +51,11 @@ fn the_gpu_lock_admits_one_thread_at_a_time() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(MOST.load(Ordering::SeqCst), 1, "two threads held the lock at once");
+    assert_eq!(
+        MOST.load(Ordering::SeqCst),
+        1,
+        "two threads held the lock at once"
+    );
 }
 
 /// Run by the test below in a child process: can this process take the lock file now?
@@ -78,7 +88,10 @@ fn the_gpu_lock_holds_across_processes() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(got, "the lock file stayed locked after the lock was dropped");
+    assert!(
+        got,
+        "the lock file stayed locked after the lock was dropped"
+    );
 }
 
 /// Run by the test below in a child process: one skip, recorded where the parent says.
@@ -104,7 +117,10 @@ fn a_skip_is_recorded_and_counted() {
     // A child that holds its parent's lock records nothing.
     child(
         "child_skips",
-        &[(common::SKIP_LOG_ENV, record_s), (common::LOCK_HELD_ENV, "1")],
+        &[
+            (common::SKIP_LOG_ENV, record_s),
+            (common::LOCK_HELD_ENV, "1"),
+        ],
     );
     assert_eq!(std::fs::read_to_string(&record).unwrap(), text);
     // The counter reads it as one skipped test outside the GPU tests.
@@ -114,7 +130,11 @@ fn a_skip_is_recorded_and_counted() {
     )
     .unwrap();
     let script = common::repo().join("scripts/test-skips.sh");
-    let o = Command::new("bash").arg(&script).arg(&record).output().unwrap();
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg(&record)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{o:?}");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),

@@ -154,7 +154,10 @@ fn record(line: &str) {
         .open(&path)
         .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
     if let Err(e) = written {
-        panic!("cannot append to the skip record {}: {e}", PathBuf::from(path).display());
+        panic!(
+            "cannot append to the skip record {}: {e}",
+            PathBuf::from(path).display()
+        );
     }
 }
 
