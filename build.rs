@@ -7,8 +7,9 @@
 //! `NVCC_<target>`, `TARGET_NVCC`, `HOST_NVCC`) picks nvcc, `CXX` picks the host compiler nvcc is
 //! given with `-ccbin` (for a cross build to aarch64, cc's choice for `TARGET`, e.g.
 //! `aarch64-linux-gnu-g++`), `CXXFLAGS`/`CRATE_CC_NO_DEFAULTS` shape the host-compiler flags, nvcc's
-//! own `NVCC_PREPEND_FLAGS`/`NVCC_APPEND_FLAGS`/`NVCC_CCBIN` are honoured by nvcc and tracked by cc
-//! for rebuilds, and a bad variable gets cc's error message.
+//! own `NVCC_PREPEND_FLAGS`/`NVCC_APPEND_FLAGS` are honoured by nvcc and tracked by cc for
+//! rebuilds, and a bad variable gets cc's error message. The fatbin holds device code only, so it
+//! is the same for either target: the host compiler only preprocesses the kernels.
 //!
 //! One part does not go through cc: **running nvcc with `--fatbin`**. cc's `compile` produces object
 //! files and a static archive (`lib<name>.a`) to link into the crate, with the CUDA runtime

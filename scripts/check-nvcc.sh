@@ -17,7 +17,7 @@ fail() { say "FAIL: $*"; exit 1; }
 
 # The OUT_DIR of this package's build script in a `cargo build` with the given environment.
 out_dir() {
-  env "$@" cargo build --message-format=json 2>/dev/null | python3 -c '
+  { env "$@" cargo build --message-format=json 2>/dev/null || true; } | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
