@@ -795,7 +795,8 @@ fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
 
 // ---------------------------------------------------------------- tables and findings
 
-fn find<'a>(
+/// The row of `dev`, `st`, `bytes` and `phase`.
+pub fn find<'a>(
     rows: &'a [SweepRow],
     dev: i32,
     st: &str,
@@ -1042,17 +1043,18 @@ pub fn render(doc: &SweepDoc) -> String {
 }
 
 /// A percentage printed with enough digits that it never reads as the other side of
-/// `threshold`, for either reading of "above" (94.96% is not printed as 95.0%, and 10.004% is not
-/// printed as 10.0% next to "above 10%").
+/// `threshold`, for either reading of "above": [`crate::report::headline::pct_vs`] keeps the
+/// `>=` side (94.96% is not printed as 95.0%), and the strict side is kept here too (10.0004% is
+/// not printed as 10.0% next to "above 10%").
 pub fn pct_near(p: f64, threshold: f64) -> String {
-    for d in 1..=12 {
-        let s = format!("{p:.d$}");
-        let shown: f64 = s.parse().unwrap_or(p);
-        if (shown >= threshold) == (p >= threshold) && (shown > threshold) == (p > threshold) {
-            return format!("{s}%");
-        }
+    let s = crate::report::headline::pct_vs(p, threshold);
+    if s.parse::<f64>()
+        .is_ok_and(|v| (v > threshold) == (p > threshold))
+    {
+        format!("{s}%")
+    } else {
+        format!("{p}%")
     }
-    format!("{p}%")
 }
 
 /// "slower" / "faster" / "indistinguishable at n = N" against a reference, by [`order`].
@@ -1465,15 +1467,8 @@ pub struct SweepArgs {
     /// `pool`: the default pool's release threshold (0 returns memory at every synchronize).
     #[arg(long, default_value = "0B", value_parser = parse_threshold)]
     pub pool_release_threshold: u64,
-    /// Print the result document as JSON on stdout.
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// Print the rows as CSV on stdout.
-    #[arg(long)]
-    pub csv: bool,
-    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -1505,7 +1500,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
             "--page-stride {page_stride}B must be a multiple of 4 bytes"
         )));
     }
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
@@ -1531,7 +1526,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
         caps: Caps::default(),
     };
     let env = Environment::collect(Some(&ordinals));
-    let mut sink = ResultSink::new("sweep", env, args.out.as_deref())?;
+    let mut sink = ResultSink::new("sweep", env, args.output.out.as_deref())?;
     let t = Instant::now();
     let result = run(&ordinals, &opts, &mut sink);
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
@@ -1543,12 +1538,16 @@ pub fn main(args: SweepArgs) -> Result<()> {
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
     sink.finish(was_interrupted)?;
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
-    } else if args.csv {
+    } else if args.output.csv {
         print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         print!("{}", render(&sink.doc));
+        print!(
+            "{}",
+            crate::report::headline::render_all(&crate::report::headline::from_sweep(&sink.doc))
+        );
         println!("sweep took {:.1} s", t.elapsed().as_secs_f64());
     }
     if was_interrupted {
