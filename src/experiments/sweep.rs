@@ -1078,7 +1078,9 @@ fn unstable_reason(strategy: &str, ph: &str) -> &'static str {
         strategy,
         "pinned" | "registered" | "pageable" | "managed" | "managed+prefetch" | "managed+advise"
     );
-    if ph == phase::CPU_FIRST_TOUCH
+    if strategy == "registered" && ph != phase::FILL && ph != phase::READ {
+        "host memory being populated and pinned (by the kernel, or by the hypervisor on a virtual machine), the page cache when --file maps a file, and other processes on the host"
+    } else if ph == phase::CPU_FIRST_TOUCH
         || ph == phase::GPU_TOUCH_AFTER_CPU
         || (host_side && ph != phase::FILL && ph != phase::READ)
     {
