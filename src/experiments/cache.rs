@@ -1261,19 +1261,19 @@ pub fn main(args: CacheArgs) -> Result<()> {
         notes.extend(explain(&last, arch, absent.as_deref()));
         sink.doc.notes.extend(notes);
     }
-    sink.finish(was_interrupted || result.is_err())?;
+    sink.finish_run(&result)?;
     if result.is_err() && !was_interrupted {
         // The error says what went wrong; what was measured is in --out.
         return result.map(|_| ());
     }
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if !sink.doc.rows.is_empty() {
-        print!("{}", render_states(&sink.doc.rows));
-        println!();
+        let mut text = format!("{}\n", render_states(&sink.doc.rows));
         for n in &sink.doc.notes {
-            println!("- {n}");
+            text.push_str(&format!("- {n}\n"));
         }
+        crate::report::sink::print_stdout(text)?;
     }
     result.map(|_| ())
 }
@@ -1323,14 +1323,14 @@ fn main_effect(args: EffectArgs) -> Result<()> {
         "cache effect took {:.1} s",
         t.elapsed().as_secs_f64()
     ));
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result)?;
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else {
         let mut doc = sink.doc.clone();
         // The findings are printed under the table already.
         doc.notes.retain(|n| n.starts_with("cache effect took"));
-        print!("{}", render_effect(&doc));
+        crate::report::sink::print_stdout(render_effect(&doc))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);

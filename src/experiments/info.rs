@@ -189,9 +189,9 @@ pub fn main(args: InfoArgs) -> crate::error::Result<()> {
     if args.json {
         let text = serde_json::to_string_pretty(&r)
             .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
-        println!("{text}");
+        crate::report::sink::print_stdout(format!("{text}\n"))?;
     } else {
-        print!("{}", render(&r));
+        crate::report::sink::print_stdout(render(&r))?;
     }
     Ok(())
 }

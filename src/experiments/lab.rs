@@ -1499,9 +1499,9 @@ pub fn main(args: LabArgs) -> Result<()> {
         };
         let findings = write_report(&r, &dir)?;
         if args.json {
-            print!("{}", String::from_utf8_lossy(&to_json(&r)?));
+            crate::report::sink::print_stdout(to_json(&r)?)?;
         } else {
-            print!("{}", summary(&r, &dir, &findings));
+            crate::report::sink::print_stdout(summary(&r, &dir, &findings))?;
         }
         return Ok(());
     }
@@ -1522,9 +1522,9 @@ pub fn main(args: LabArgs) -> Result<()> {
     let r = run(&opts, &dir)?;
     let findings = write_report(&r, &dir)?;
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&r)?));
+        crate::report::sink::print_stdout(to_json(&r)?)?;
     } else {
-        print!("{}", summary(&r, &dir, &findings));
+        crate::report::sink::print_stdout(summary(&r, &dir, &findings))?;
     }
     if r.interrupted {
         return Err(Error::Interrupted);

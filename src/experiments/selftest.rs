@@ -390,14 +390,14 @@ pub fn main(args: SelftestArgs) -> Result<()> {
         let gpu = Gpu::open(&drv, o)?;
         let r = run(&gpu, &opts)?;
         if !args.json {
-            print!("{}", render(&r));
+            crate::report::sink::print_stdout(render(&r))?;
         }
         reports.push(r);
     }
     if args.json {
         let text =
             serde_json::to_string_pretty(&reports).map_err(|e| Error::Failed(e.to_string()))?;
-        println!("{text}");
+        crate::report::sink::print_stdout(format!("{text}\n"))?;
     }
     if reports.iter().all(|r| r.all_passed) {
         Ok(())

@@ -966,14 +966,17 @@ pub fn main(args: SweepArgs) -> Result<()> {
     sink.doc
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result)?;
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else {
-        print!("{}", render(&sink.doc));
-        println!("sweep took {:.1} s", t.elapsed().as_secs_f64());
+        crate::report::sink::print_stdout(format!(
+            "{}sweep took {:.1} s\n",
+            render(&sink.doc),
+            t.elapsed().as_secs_f64()
+        ))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);

@@ -105,12 +105,9 @@ pub fn main(args: PlanArgs) -> Result<()> {
     if args.capacity {
         let c = capacity_matrix(&target);
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&c).map_err(|e| Error::Failed(e.to_string()))?
-            );
+            crate::report::sink::print_stdout(crate::report::sink::to_json(&c)?)?;
         } else {
-            print!("{}", render_capacity_text(&c));
+            crate::report::sink::print_stdout(render_capacity_text(&c))?;
         }
         return Ok(());
     }
@@ -135,12 +132,9 @@ pub fn main(args: PlanArgs) -> Result<()> {
     let mut report = plan(&opts).map_err(|e| Error::usage(e.to_string()))?;
     report.notes.extend(notes);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Failed(e.to_string()))?
-        );
+        crate::report::sink::print_stdout(crate::report::sink::to_json(&report)?)?;
     } else {
-        print!("{}", render_text(&report));
+        crate::report::sink::print_stdout(render_text(&report))?;
     }
     Ok(())
 }

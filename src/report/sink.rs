@@ -2,6 +2,13 @@
 //! `--out` file was given, rewrites it atomically (temporary file in the same folder, then rename)
 //! after every row: the file on disk is always a complete, parseable document holding the rows
 //! finished so far, marked `complete: false` until the run ends.
+//!
+//! The file is first written when the first row is measured, so a run that fails or is stopped
+//! before that leaves a previous file of the same name untouched; a run that fails later records
+//! `complete: false` and the error. `--out` must be a regular file or a new name: a symlink is
+//! written through (the temporary file goes next to its target), and a device node, FIFO or socket
+//! is refused before anything runs, because the atomic rename would replace it with a plain file.
+//! A rewritten file keeps its permissions.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,9 @@ pub struct Document<R, E> {
     pub skipped: Vec<String>,
     /// Findings and warnings written from the numbers.
     pub notes: Vec<String>,
+    /// Why the run stopped early, when it failed (absent when it finished or was interrupted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `--out` formats.
@@ -80,7 +90,10 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
                 schema_version: SCHEMA_VERSION,
                 tool_version: env!("CARGO_PKG_VERSION").into(),
                 experiment: experiment.into(),
-                command_line: std::env::args().collect(),
+                // Lossy: a path argument that is not UTF-8 must not stop the run.
+                command_line: std::env::args_os()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
                 started_at: now_rfc3339(),
                 finished_at: None,
                 complete: false,
@@ -89,10 +102,10 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
                 rows: Vec::new(),
                 skipped: Vec::new(),
                 notes: Vec::new(),
+                error: None,
             },
             out: out.map(|p| (p.to_path_buf(), OutFormat::for_path(p))),
         };
-        sink.flush()?;
         Ok(sink)
     }
 
@@ -112,10 +125,44 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
         self.doc.finished_at = Some(now_rfc3339());
         self.doc.complete = !interrupted;
         self.doc.interrupted = interrupted;
-        self.flush()
+        self.flush_final()
     }
 
+    /// Marks the document with how the run ended and writes it a last time: complete only when
+    /// `result` is `Ok` and no signal arrived; a failure is recorded in `error`. A run that
+    /// measured nothing and did not finish leaves any earlier file untouched.
+    pub fn finish_run<T>(&mut self, result: &Result<T>) -> Result<()> {
+        let interrupted =
+            matches!(result, Err(Error::Interrupted)) || crate::experiments::interrupted();
+        self.doc.finished_at = Some(now_rfc3339());
+        self.doc.interrupted = interrupted;
+        self.doc.error = match result {
+            Err(e) if !matches!(e, Error::Interrupted) => Some(e.to_string()),
+            _ => None,
+        };
+        self.doc.complete = !interrupted && self.doc.error.is_none();
+        self.flush_final()
+    }
+
+    /// The last write: a finished document is always written; an unfinished one only when it
+    /// holds rows.
+    fn flush_final(&self) -> Result<()> {
+        if self.doc.complete {
+            self.write()
+        } else {
+            self.flush()
+        }
+    }
+
+    /// Rewrites the file once something was measured (never an empty document over an old one).
     fn flush(&self) -> Result<()> {
+        if self.doc.rows.is_empty() {
+            return Ok(());
+        }
+        self.write()
+    }
+
+    fn write(&self) -> Result<()> {
         let Some((path, fmt)) = &self.out else {
             return Ok(());
         };
@@ -124,6 +171,20 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
             OutFormat::Csv => to_csv(&self.doc.rows)?,
         };
         write_atomic(path, &bytes)
+    }
+}
+
+/// Writes command output to standard output and reports a failure instead of panicking as
+/// `print!` does: a full disk or a broken device is an error (one line, exit 1), a reader that
+/// closed the pipe is [`Error::OutputClosed`] (a quiet exit). Every command prints through this.
+pub fn print_stdout(text: impl AsRef<[u8]>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Error::OutputClosed),
+        Err(e) => Err(Error::Failed(format!(
+            "cannot write to standard output: {e}"
+        ))),
     }
 }
 
@@ -146,15 +207,18 @@ pub fn to_csv<R: Serialize>(rows: &[R]) -> Result<Vec<u8>> {
         .map_err(|e| Error::Failed(format!("cannot write CSV: {e}")))
 }
 
-/// Refuses a path whose folder is missing or not writable, and a path that is a folder.
+/// Refuses a path whose folder is missing or not writable, a path that is a folder, and a device
+/// node, FIFO or socket (the rename would replace it with a plain file; writing through it would
+/// stream the document once per row into it). A symlink is followed to its target.
 pub fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
+    let target = resolve_out(path)?;
+    if target.is_dir() {
         return Err(Error::usage(format!(
             "--out {} is a directory: give a file name",
             path.display()
         )));
     }
-    let dir = parent_dir(path);
+    let dir = parent_dir(&target);
     if !dir.is_dir() {
         return Err(Error::usage(format!(
             "--out {}: the folder {} does not exist; create it first",
@@ -176,6 +240,50 @@ pub fn check_writable(path: &Path) -> Result<()> {
     }
 }
 
+/// The file an `--out` path names: symlinks followed (a dangling one to the file it would
+/// create), and refused when it is a device node, FIFO or socket.
+fn resolve_out(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(Error::io(&p, e)),
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let link = std::fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
+            p = if link.is_absolute() {
+                link
+            } else {
+                parent_dir(&p).join(link)
+            };
+            continue;
+        }
+        if ft.is_file() || ft.is_dir() {
+            return Ok(p);
+        }
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::usage(format!(
+            "--out {} is {what}: give a regular file name (use --json to write to standard output)",
+            path.display()
+        )));
+    }
+    Err(Error::usage(format!(
+        "--out {}: too many levels of symbolic links",
+        path.display()
+    )))
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -183,9 +291,12 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename. A
+/// symlink is written through (the temporary file goes next to its target); a device node, FIFO or
+/// socket is refused; an existing file keeps its permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
+    let target = resolve_out(path)?;
+    let dir = parent_dir(&target);
     let mut tmp = tempfile::Builder::new()
         .prefix(".cumemlab-")
         .suffix(".tmp")
@@ -193,18 +304,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(&dir, e))?;
     tmp.write_all(bytes)
         .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
-    // Temporary files are created 0600; a result file gets the mode of any file the user writes
-    // (0666 less the umask), so a fleet's shared --out is readable as its umask intends.
+    // Temporary files are created 0600; a new result file gets the mode of any file the user
+    // writes (0666 less the umask), so a fleet's shared --out is readable as its umask intends;
+    // a file being rewritten keeps the mode it had.
     {
         use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(&target) {
+            Ok(m) => m.permissions().mode() & 0o777,
+            Err(_) => 0o666 & !umask(),
+        };
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
     }
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path().to_path_buf(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    tmp.persist(&target).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 
@@ -278,8 +394,8 @@ mod tests {
         let path = dir.path().join("out.json");
         let mut s: ResultSink<R, String> =
             ResultSink::new("test", "env".into(), Some(&path)).unwrap();
-        let first: Document<R, String> = read_document(&path).unwrap();
-        assert!(first.rows.is_empty() && !first.complete);
+        // Nothing is written before the first row.
+        assert!(!path.exists());
         s.push(R {
             name: "a".into(),
             bytes: 1,

@@ -1057,9 +1057,9 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let layout = layout_from_args(&args)?;
     if args.dry_run {
         if args.json {
-            print!("{}", String::from_utf8_lossy(&to_json(&layout)?));
+            crate::report::sink::print_stdout(to_json(&layout)?)?;
         } else {
-            print!("{}", render_layout(&layout));
+            crate::report::sink::print_stdout(render_layout(&layout))?;
         }
         return Ok(());
     }
@@ -1099,12 +1099,15 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     let f = findings(&sink.doc.rows);
     sink.doc.notes.extend(f);
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result)?;
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else {
-        print!("{}", render(&sink.doc));
-        println!("layout took {:.1} s", t.elapsed().as_secs_f64());
+        crate::report::sink::print_stdout(format!(
+            "{}layout took {:.1} s\n",
+            render(&sink.doc),
+            t.elapsed().as_secs_f64()
+        ))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);
