@@ -84,8 +84,9 @@ impl DeviceSel {
     pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
         match self {
             DeviceSel::All if count > 0 => Ok((0..count).collect()),
-            DeviceSel::All => Err(Error::usage(
-                "no CUDA device found: this command needs a GPU",
+            // The request was fine; the machine has no GPU: exit 1.
+            DeviceSel::All => Err(Error::Failed(
+                "no CUDA device found: this command needs a GPU".into(),
             )),
             DeviceSel::One(n) if n < count => Ok(vec![n]),
             DeviceSel::One(n) => Err(Error::usage(format!(
@@ -101,10 +102,10 @@ impl DeviceSel {
     }
 }
 
-/// Loads the driver for a command that needs a GPU; a missing driver is a usage error (exit 2)
-/// naming why.
+/// Loads the driver for a command that needs a GPU. A missing driver or a failing `cuInit` is a
+/// failure of the machine, not of the user's input: exit 1, naming why.
 pub fn require_driver() -> Result<Driver> {
-    Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU, and {e}")))
+    Driver::load().map_err(|e| Error::Failed(format!("this command needs a GPU, and {e}")))
 }
 
 /// A context (with its stream and the kernel module) needs a few hundred MiB of device memory.

@@ -30,11 +30,11 @@ pub struct PlanArgs {
     /// inference, full-finetune, lora, qlora or all.
     #[arg(long, default_value = "all", value_parser = parse_workload)]
     pub workload: Workload,
-    /// Context length in tokens.
-    #[arg(long, default_value_t = super::DEFAULT_CONTEXT, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    /// Context length in tokens (1 to 16,777,216; checked in one place, `plan::plan`).
+    #[arg(long, default_value_t = super::DEFAULT_CONTEXT, value_parser = clap::value_parser!(u64))]
     pub context: u64,
     /// Sequences per batch.
-    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = clap::value_parser!(u64))]
     pub batch: u64,
     /// KV-cache precision.
     #[arg(long, default_value = "fp16", value_parser = parse_precision)]
