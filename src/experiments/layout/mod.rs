@@ -1039,6 +1039,19 @@ pub fn layout_from_args(args: &LayoutArgs) -> Result<Layout> {
     }
     if let Some(path) = &args.config {
         let loaded = crate::plan::load_config(path).map_err(|e| Error::usage(e.to_string()))?;
+        // The same cap as a spec file, checked before any tensor is listed: per layer at most
+        // the norms, four or five projections and a KV cache tensor; plus four model-wide.
+        let a = &loaded.arch;
+        let per_layer = a.norms_per_layer + 6;
+        if a.layers.saturating_mul(per_layer).saturating_add(4) > spec::MAX_TENSORS {
+            return Err(Error::usage(format!(
+                "--config {}: {} layers make up to {} tensors, and a layout holds at most {}: check num_hidden_layers",
+                path.display(),
+                a.layers,
+                a.layers.saturating_mul(per_layer),
+                spec::MAX_TENSORS
+            )));
+        }
         let mut l = from_architecture(&loaded.arch, precision, kv);
         l.source = format!("config {} at {precision}", path.display());
         l.notes.extend(loaded.notes);
