@@ -619,6 +619,18 @@ pub fn create_results_dir(
             out.display()
         ))
     })?;
+    // Each folder is made with one create_dir, which fails when the name exists: two labs started
+    // together never share a folder (the loser takes the next suffix, or is refused with --name).
+    let make = |d: &Path| -> Result<bool> {
+        match std::fs::create_dir(d) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::usage(format!(
+                "cannot create {} ({e}); give a writable --out",
+                d.display()
+            ))),
+        }
+    };
     let dir = match name {
         Some(n) => {
             if n.is_empty() || n.contains('/') || n == "." || n == ".." {
@@ -627,31 +639,43 @@ pub fn create_results_dir(
                 )));
             }
             let d = out.join(n);
-            if d.join(RESULTS_FILE).exists() {
-                return Err(Error::usage(format!(
-                    "{} already holds lab results: choose another --name or remove it",
-                    d.display()
-                )));
+            if !make(&d)? {
+                return Err(Error::usage(if d.join(RESULTS_FILE).exists() {
+                    format!(
+                        "{} already holds lab results: choose another --name or remove it",
+                        d.display()
+                    )
+                } else {
+                    format!(
+                        "{} already exists: choose another --name (lab writes only into a folder it creates)",
+                        d.display()
+                    )
+                }));
             }
             d
         }
         None => {
             let base = format!("{}-{date}", folder_host(host));
-            let mut d = out.join(&base);
-            let mut i = 2;
-            while d.exists() {
-                d = out.join(format!("{base}-{i}"));
-                i += 1;
+            let mut found = None;
+            for i in 1..=10_000u32 {
+                let d = if i == 1 {
+                    out.join(&base)
+                } else {
+                    out.join(format!("{base}-{i}"))
+                };
+                if make(&d)? {
+                    found = Some(d);
+                    break;
+                }
             }
-            d
+            found.ok_or_else(|| {
+                Error::usage(format!(
+                    "{} holds 10000 results folders named {base}-N: give --name",
+                    out.display()
+                ))
+            })?
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::usage(format!(
-            "cannot create {} ({e}); give a writable --out",
-            dir.display()
-        ))
-    })?;
     crate::report::sink::check_writable(&dir.join(RESULTS_FILE))?;
     Ok(dir)
 }
@@ -716,7 +740,8 @@ impl Lab {
             None => name.to_string(),
         };
         let head = format!("[{}/{}] {what}", self.done, self.total);
-        if self.stopped {
+        if self.stopped || interrupted() {
+            self.stopped = true;
             self.record(
                 name,
                 device,
@@ -754,7 +779,8 @@ impl Lab {
             status.label(),
             reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
         ));
-        if status == StepStatus::Interrupted {
+        // A signal stops the lab even when the step it interrupted then failed or was refused.
+        if status == StepStatus::Interrupted || interrupted() {
             self.stopped = true;
         }
         self.record(name, device, status, reason, secs);
@@ -1621,6 +1647,10 @@ mod tests {
         let e = create_results_dir(d.path(), Some("h-2025-01-02"), "h", "x").unwrap_err();
         assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("already holds"));
         assert!(create_results_dir(d.path(), Some("../x"), "h", "x").is_err());
+        // Any existing folder is refused by --name, so a user's own files are never mixed in.
+        std::fs::create_dir(d.path().join("mine")).unwrap();
+        let e = create_results_dir(d.path(), Some("mine"), "h", "x").unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
     }
 
     #[test]

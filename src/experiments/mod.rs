@@ -25,13 +25,17 @@ use crate::error::{Error, Result};
 use crate::memory::arch::MemoryArchitecture;
 
 static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// Set while nothing is measured or held (rendering a report): then the first signal exits.
+static AT_ONCE: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
 /// Installs the SIGINT/SIGTERM handlers: the first signal sets the flag that experiments check
 /// between phases; a second one exits at once with 130 (the driver frees a dead process's memory).
 pub fn install_interrupt_handlers() {
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
+        let at_once = AT_ONCE.get_or_init(|| Arc::new(AtomicBool::new(false)));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, at_once.clone());
             // Order matters: the conditional exit sees the flag as it was before this signal.
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
             let _ = signal_hook::flag::register(sig, flag.clone());
@@ -44,6 +48,14 @@ pub fn install_interrupt_handlers() {
         );
         flag
     });
+}
+
+/// From now on the first Ctrl-C or SIGTERM exits at once with 130: for work that holds nothing and
+/// measures nothing (rendering figures and reports), so that `timeout` and Ctrl-C always end it.
+pub fn exit_on_first_signal() {
+    if let Some(f) = AT_ONCE.get() {
+        f.store(true, Ordering::Relaxed);
+    }
 }
 
 /// True once Ctrl-C or SIGTERM arrived.
