@@ -1157,6 +1157,7 @@ pub fn main(args: CompareArgs) -> Result<()> {
     let inputs = load(&args.inputs)?;
     let rep = build(&inputs);
     if let Some(dir) = &args.out {
+        super::exit_on_first_signal();
         write(&rep, &inputs, dir)?;
     }
     if args.json {

@@ -1523,6 +1523,7 @@ pub fn main(args: LabArgs) -> Result<()> {
         } else {
             from.parent().map_or(PathBuf::from("."), Path::to_path_buf)
         };
+        super::exit_on_first_signal();
         let findings = write_report(&r, &dir)?;
         if args.json {
             crate::report::sink::print_stdout(to_json(&r)?)?;
@@ -1546,6 +1547,7 @@ pub fn main(args: LabArgs) -> Result<()> {
     let date: String = now_rfc3339().chars().take(10).collect();
     let dir = create_results_dir(&args.out, args.name.as_deref(), &host, &date)?;
     let r = run(&opts, &dir)?;
+    super::exit_on_first_signal();
     let findings = write_report(&r, &dir)?;
     if args.json {
         crate::report::sink::print_stdout(to_json(&r)?)?;
