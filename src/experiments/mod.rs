@@ -28,13 +28,18 @@ static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 /// Set while nothing is measured or held (rendering a report): then the first signal exits.
 static AT_ONCE: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
-/// Installs the SIGINT/SIGTERM handlers: the first signal sets the flag that experiments check
+/// Installs the SIGINT/SIGTERM/SIGHUP handlers: the first signal sets the flag that experiments check
 /// between phases; a second one exits at once with 130 (the driver frees a dead process's memory).
 pub fn install_interrupt_handlers() {
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
         let at_once = AT_ONCE.get_or_init(|| Arc::new(AtomicBool::new(false)));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // SIGHUP (the terminal closed) is handled like SIGTERM, so a held fill file is removed.
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, at_once.clone());
             // Order matters: the conditional exit sees the flag as it was before this signal.
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
@@ -58,7 +63,7 @@ pub fn exit_on_first_signal() {
     }
 }
 
-/// True once Ctrl-C or SIGTERM arrived.
+/// True once Ctrl-C, SIGTERM or SIGHUP arrived.
 pub fn interrupted() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
