@@ -374,7 +374,48 @@ pub fn read_checked_json(path: &Path) -> Result<serde_json::Value> {
             path.display()
         )));
     }
+    check_figures(&v, "", "").map_err(|e| {
+        Error::usage(format!(
+            "{} is a damaged result file: {e}; rerun the measurement",
+            path.display()
+        ))
+    })?;
     Ok(v)
+}
+
+/// Refuses figures no measurement gives, so that they are never plotted or compared: any
+/// number beyond 2^64 (a 1e308 hangs a log axis), a negative time, bandwidth, count or size, and
+/// a bandwidth of zero. Keys are judged by their words (`alloc_ms`, `gbps`, `bytes`) and those
+/// of the object they sit in (`gbps: {median, ...}`); changes (`delta_*`, `overhead_*`) may be
+/// negative.
+fn check_figures(v: &serde_json::Value, key: &str, parent: &str) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .try_for_each(|(k, x)| check_figures(x, k, key)),
+        Value::Array(a) => a.iter().try_for_each(|x| check_figures(x, key, parent)),
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            let words: Vec<&str> = key.split('_').chain(parent.split('_')).collect();
+            let has = |w: &[&str]| words.iter().any(|t| w.contains(t));
+            let signed = has(&["delta", "overhead", "change", "diff", "signed"]);
+            let quantity = has(&[
+                "ms", "gbps", "us", "seconds", "percent", "runs", "bytes", "pages", "threads",
+            ]);
+            let bandwidth = has(&["gbps"]) && !has(&["cv", "runs"]);
+            if !x.is_finite() || x.abs() > u64::MAX as f64 {
+                Err(format!("`{key}` = {n} is beyond any measurement"))
+            } else if quantity && !signed && x < 0.0 {
+                Err(format!("`{key}` = {n} is negative"))
+            } else if bandwidth && x == 0.0 {
+                Err(format!("`{key}` = 0 is not a bandwidth"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
