@@ -94,7 +94,10 @@ pub fn render(r: &InfoReport) -> String {
         ]);
         out.push_str(&format!("{t}\n\n"));
     } else {
-        out.push_str("Host memory: /proc/meminfo could not be read\n\n");
+        out.push_str(&format!(
+            "Host memory: {} could not be read\n\n",
+            crate::host::MemInfo::path()
+        ));
     }
     if let Some(v) = &env.driver_version {
         out.push_str(&format!(

@@ -1058,7 +1058,7 @@ pub fn main(args: ProbeArgs) -> Result<()> {
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("probe", env, args.out.as_deref())?;
     let t = Instant::now();
-    let result = run(&ordinals, &opts, &mut sink);
+    let result = run(&ordinals, &opts, &mut sink).and_then(|()| sink.require_rows());
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     sink.doc
         .notes

@@ -957,7 +957,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("sweep", env, args.out.as_deref())?;
     let t = Instant::now();
-    let result = run(&ordinals, &opts, &mut sink);
+    let result = run(&ordinals, &opts, &mut sink).and_then(|()| sink.require_rows());
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     for dev in &ordinals {
         let f = findings(&sink.doc.rows, *dev);

@@ -75,9 +75,14 @@ impl MemInfo {
         })
     }
 
-    /// Reads and parses `/proc/meminfo` (or `$CUMEMLAB_MEMINFO`, for tests that simulate a host).
+    /// The file read: `/proc/meminfo`, or `$CUMEMLAB_MEMINFO` (for tests that simulate a host).
+    pub fn path() -> String {
+        std::env::var("CUMEMLAB_MEMINFO").unwrap_or_else(|_| "/proc/meminfo".into())
+    }
+
+    /// Reads and parses [`MemInfo::path`].
     pub fn read() -> Result<MemInfo, String> {
-        let path = std::env::var("CUMEMLAB_MEMINFO").unwrap_or_else(|_| "/proc/meminfo".into());
+        let path = MemInfo::path();
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
         MemInfo::parse(&text).map_err(|e| format!("{path}: {e}"))

@@ -120,6 +120,20 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
         self.flush()
     }
 
+    /// After a run that returned without error: when nothing was measured and everything asked
+    /// for was skipped (refused by the safety ceiling, unsupported), the request cannot be met
+    /// here, which is exit 2 with one sentence rather than a success with no rows.
+    pub fn require_rows(&self) -> Result<()> {
+        match (self.doc.rows.is_empty(), self.doc.skipped.first()) {
+            (true, Some(first)) => Err(Error::usage(format!(
+                "nothing was measured: all {} requested combination{} could not run here (first: {first}); ask for what this machine can hold",
+                self.doc.skipped.len(),
+                if self.doc.skipped.len() == 1 { "" } else { "s" }
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Marks the document finished (or interrupted) and writes it a last time.
     pub fn finish(&mut self, interrupted: bool) -> Result<()> {
         self.doc.finished_at = Some(now_rfc3339());
