@@ -227,7 +227,7 @@ impl LabResults {
             schema_version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             experiment: EXPERIMENT.into(),
-            command_line: std::env::args().collect(),
+            command_line: crate::report::sink::command_line(),
             started_at: now_rfc3339(),
             finished_at: None,
             complete: false,

@@ -72,6 +72,14 @@ pub struct ResultSink<R: Serialize + Clone, E: Serialize + Clone> {
     out: Option<(PathBuf, OutFormat)>,
 }
 
+/// This process's command line for a result document, read lossily: a path argument that is not
+/// UTF-8 must not stop the run (`std::env::args` panics on one).
+pub fn command_line() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// The current UTC time, RFC 3339, seconds.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
@@ -90,10 +98,7 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
                 schema_version: SCHEMA_VERSION,
                 tool_version: env!("CARGO_PKG_VERSION").into(),
                 experiment: experiment.into(),
-                // Lossy: a path argument that is not UTF-8 must not stop the run.
-                command_line: std::env::args_os()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect(),
+                command_line: command_line(),
                 started_at: now_rfc3339(),
                 finished_at: None,
                 complete: false,
