@@ -1261,7 +1261,7 @@ pub fn main(args: CacheArgs) -> Result<()> {
         notes.extend(explain(&last, arch, absent.as_deref()));
         sink.doc.notes.extend(notes);
     }
-    sink.finish_run(&result)?;
+    sink.finish_run(&result, was_interrupted)?;
     if result.is_err() && !was_interrupted {
         // The error says what went wrong; what was measured is in --out.
         return result.map(|_| ());
@@ -1323,7 +1323,7 @@ fn main_effect(args: EffectArgs) -> Result<()> {
         "cache effect took {:.1} s",
         t.elapsed().as_secs_f64()
     ));
-    sink.finish_run(&result)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.json {
         crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else {

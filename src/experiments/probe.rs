@@ -1063,7 +1063,7 @@ pub fn main(args: ProbeArgs) -> Result<()> {
     sink.doc
         .notes
         .push(format!("probe took {:.1} s", t.elapsed().as_secs_f64()));
-    sink.finish_run(&result)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.json {
         crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.csv {

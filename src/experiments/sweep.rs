@@ -966,7 +966,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
     sink.doc
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
-    sink.finish_run(&result)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.json {
         crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.csv {

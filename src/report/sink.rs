@@ -148,11 +148,11 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
     }
 
     /// Marks the document with how the run ended and writes it a last time: complete only when
-    /// `result` is `Ok` and no signal arrived; a failure is recorded in `error`. A run that
-    /// measured nothing and did not finish leaves any earlier file untouched.
-    pub fn finish_run<T>(&mut self, result: &Result<T>) -> Result<()> {
-        let interrupted =
-            matches!(result, Err(Error::Interrupted)) || crate::experiments::interrupted();
+    /// `result` is `Ok` and the run was not `interrupted` (as the command counts it); a failure
+    /// is recorded in `error`. A run that measured nothing and did not finish leaves any earlier
+    /// file untouched.
+    pub fn finish_run<T>(&mut self, result: &Result<T>, interrupted: bool) -> Result<()> {
+        let interrupted = interrupted || matches!(result, Err(Error::Interrupted));
         self.doc.finished_at = Some(now_rfc3339());
         self.doc.interrupted = interrupted;
         self.doc.error = match result {

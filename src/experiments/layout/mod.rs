@@ -1112,7 +1112,7 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     let f = findings(&sink.doc.rows);
     sink.doc.notes.extend(f);
-    sink.finish_run(&result)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.json {
         crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else {
