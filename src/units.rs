@@ -256,7 +256,10 @@ mod tests {
             "size `0.000309485941143919684203296681TiB` is not a whole number of bytes"
         );
         assert_eq!(parse_size("15.999999999999999999TiB").ok(), None);
-        assert_eq!(parse_size("16777215.99951171875TiB"), Ok(u64::MAX - (1 << 29) + 1));
+        assert_eq!(
+            parse_size("16777215.99951171875TiB"),
+            Ok(u64::MAX - (1 << 29) + 1)
+        );
     }
 
     #[test]

@@ -79,7 +79,9 @@ fn stub(test: &str) -> Option<(PathBuf, PathBuf)> {
         (ok && ok2).then_some((lib, other))
     });
     if built.is_none() {
-        common::skip(&format!("{test}: no C compiler (cc) to build the stand-in driver"));
+        common::skip(&format!(
+            "{test}: no C compiler (cc) to build the stand-in driver"
+        ));
     }
     built.clone()
 }
@@ -110,7 +112,12 @@ fn out_refuses_fifos_and_sockets_and_leaves_them_in_place() {
     std::os::unix::fs::symlink(&fifo, &link).unwrap();
     let o = common::run(&["cache", "--host-only", "--out", link.to_str().unwrap()]);
     assert_one_line(&o, 2, &["a FIFO"]);
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
 
 #[test]
@@ -193,10 +200,7 @@ fn cuinit_failure_and_a_non_cuda_library_exit_1_with_one_line() {
         &[("CUMEMLAB_LIBCUDA", lib), ("STUB_CUINIT_FAIL", "1")],
     );
     assert_one_line(&o, 1, &["needs a GPU", "cuInit", "CUDA_ERROR_NO_DEVICE"]);
-    let o = run_env(
-        &["sweep"],
-        &[("CUMEMLAB_LIBCUDA", other.to_str().unwrap())],
-    );
+    let o = run_env(&["sweep"], &[("CUMEMLAB_LIBCUDA", other.to_str().unwrap())]);
     assert_one_line(&o, 1, &["is not a CUDA driver library", "no cuInit"]);
     assert!(!stderr(&o).contains("older"), "{}", stderr(&o));
 }
@@ -268,8 +272,16 @@ fn twenty_concurrent_labs_get_twenty_folders() {
         .into_iter()
         .map(|c| c.wait_with_output().unwrap().status.code())
         .collect();
-    assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| **c == Some(2)).count(), 9, "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(2)).count(),
+        9,
+        "{codes:?}"
+    );
 }
 
 #[test]
@@ -536,10 +548,9 @@ fn sigterm_during_a_step_that_then_fails_stops_the_lab() {
     let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest:?}");
-    let r: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("t/results.json")).unwrap(),
-    )
-    .unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t/results.json")).unwrap())
+            .unwrap();
     assert_eq!(r["interrupted"], true);
     let steps = r["steps"].as_array().unwrap();
     let at = steps

@@ -30,9 +30,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
     let d = match t.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Duration::try_from_secs_f64(v).map_err(|_| {
-            format!("duration `{s}` is too long: give for example 1s, 500ms or 2m")
-        })?,
+        Ok(v) if v.is_finite() && v > 0.0 => Duration::try_from_secs_f64(v)
+            .map_err(|_| format!("duration `{s}` is too long: give for example 1s, 500ms or 2m"))?,
         Ok(_) => {
             return Err(format!(
                 "duration `{s}` is not positive: give for example 1s or 500ms"

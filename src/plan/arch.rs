@@ -121,7 +121,7 @@ impl Architecture {
             ));
         }
         let total = self.params_derived();
-        if !(total <= PARAMS_LIMIT) {
+        if total.is_nan() || total > PARAMS_LIMIT {
             let (name, v, _) = fields
                 .iter()
                 .max_by(|a, b| (a.1 as f64 / a.2 as f64).total_cmp(&(b.1 as f64 / b.2 as f64)))

@@ -146,16 +146,12 @@ const MIN_LOG_PLOTTED: f64 = 1e-12;
 /// Whether `v` can be drawn on an axis of `scale`: finite, within [`MAX_PLOTTED`], and for a
 /// logarithmic axis at least [`MIN_LOG_PLOTTED`]. Anything else is shown as missing.
 fn plottable(v: f64, scale: Scale) -> bool {
-    v.is_finite()
-        && v.abs() <= MAX_PLOTTED
-        && (scale == Scale::Linear || v >= MIN_LOG_PLOTTED)
+    v.is_finite() && v.abs() <= MAX_PLOTTED && (scale == Scale::Linear || v >= MIN_LOG_PLOTTED)
 }
 
 /// The range an axis shows: for log scales, out to the enclosing powers of the base.
 fn axis_range(values: impl Iterator<Item = f64>, scale: Scale, include_zero: bool) -> (f64, f64) {
-    let vals: Vec<f64> = values
-        .filter(|v| plottable(*v, scale))
-        .collect();
+    let vals: Vec<f64> = values.filter(|v| plottable(*v, scale)).collect();
     let (mut lo, mut hi) = vals
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -662,7 +658,11 @@ mod tests {
             };
             let svg = line_chart(&lines).unwrap();
             assert!(!svg.contains("NaN"));
-            assert!(t.elapsed().as_secs() < 30, "{scale:?} took {:?}", t.elapsed());
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{scale:?} took {:?}",
+                t.elapsed()
+            );
         }
         assert!(!plottable(1e308, Scale::Linear) && !plottable(0.0, Scale::Log10));
         assert!(plottable(-3.0, Scale::Linear) && plottable(1e-3, Scale::Log2));

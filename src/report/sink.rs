@@ -407,12 +407,14 @@ pub fn read_checked_json(path: &Path) -> Result<serde_json::Value> {
 /// a bandwidth of zero. Keys are judged by their words (`alloc_ms`, `gbps`, `bytes`) and those
 /// of the object they sit in (`gbps: {median, ...}`); changes (`delta_*`, `overhead_*`) may be
 /// negative.
-fn check_figures(v: &serde_json::Value, key: &str, parent: &str) -> std::result::Result<(), String> {
+fn check_figures(
+    v: &serde_json::Value,
+    key: &str,
+    parent: &str,
+) -> std::result::Result<(), String> {
     use serde_json::Value;
     match v {
-        Value::Object(m) => m
-            .iter()
-            .try_for_each(|(k, x)| check_figures(x, k, key)),
+        Value::Object(m) => m.iter().try_for_each(|(k, x)| check_figures(x, k, key)),
         Value::Array(a) => a.iter().try_for_each(|x| check_figures(x, key, parent)),
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(f64::NAN);
@@ -473,6 +475,77 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_failed_run_records_its_error_and_an_empty_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        std::fs::write(&path, "previous").unwrap();
+        let row = || R {
+            name: "a".into(),
+            bytes: 1,
+            gbps: None,
+        };
+        // Fails before the first row: the old file stays.
+        let mut s: ResultSink<R, String> =
+            ResultSink::new("test", "env".into(), Some(&path)).unwrap();
+        s.skip("x@1: refused".into()).unwrap();
+        s.finish_run::<()>(&Err(Error::Failed("module load failed".into())), false)
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "previous");
+        // Fails after a row: written, not complete, with the error.
+        let mut s: ResultSink<R, String> =
+            ResultSink::new("test", "env".into(), Some(&path)).unwrap();
+        s.push(row()).unwrap();
+        s.finish_run::<()>(&Err(Error::Failed("cuMemAlloc failed".into())), false)
+            .unwrap();
+        let d: Document<R, String> = read_document(&path).unwrap();
+        assert!(!d.complete && !d.interrupted);
+        assert_eq!(d.error.as_deref(), Some("cuMemAlloc failed"));
+        // Interrupted after a row: not complete, no error.
+        let mut s: ResultSink<R, String> =
+            ResultSink::new("test", "env".into(), Some(&path)).unwrap();
+        s.push(row()).unwrap();
+        s.finish_run::<()>(&Ok(()), true).unwrap();
+        let d: Document<R, String> = read_document(&path).unwrap();
+        assert!(!d.complete && d.interrupted && d.error.is_none());
+        // Everything skipped, nothing measured: the request cannot be met (exit 2).
+        let mut s: ResultSink<R, String> = ResultSink::new("test", "env".into(), None).unwrap();
+        s.skip("managed@200 GB: refused by the safety ceiling".into())
+            .unwrap();
+        let e = s.require_rows().unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("nothing was measured"), "{e}");
+        s.push(row()).unwrap();
+        assert!(s.require_rows().is_ok());
+    }
+
+    #[test]
+    fn damaged_figures_are_refused_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.json");
+        for (body, want) in [
+            (r#"{"gbps": {"median": 1e308}}"#, "beyond any measurement"),
+            (r#"{"rows": [{"alloc_ms": -1.5}]}"#, "negative"),
+            (r#"{"rows": [{"gbps": 0}]}"#, "not a bandwidth"),
+        ] {
+            std::fs::write(
+                &f,
+                format!(r#"{{"schema":"cumemlab","schema_version":1,"x":{body}}}"#),
+            )
+            .unwrap();
+            let e = read_checked_json(&f).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        // Changes may be negative; a zero coefficient of variation is a real figure.
+        std::fs::write(
+            &f,
+            r#"{"schema":"cumemlab","schema_version":1,"rows":[{"delta_device_free_bytes":-4096,"overhead_pct":-0.1,"gbps":{"median":5.0,"cv":0.0}}]}"#,
+        )
+        .unwrap();
+        assert!(read_checked_json(&f).is_ok());
     }
 
     #[test]
