@@ -89,7 +89,7 @@ fn stub(test: &str) -> Option<(PathBuf, PathBuf)> {
 // ------------------------------------------------------------------------------ --out targets
 
 #[test]
-fn out_refuses_fifos_and_sockets_and_leaves_them_in_place() {
+fn out_refuses_devices_fifos_and_sockets_and_leaves_them_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("p");
     assert!(
@@ -106,6 +106,26 @@ fn out_refuses_fifos_and_sockets_and_leaves_them_in_place() {
         assert_one_line(&o, 2, &[what, "regular file"]);
         let ft = std::fs::symlink_metadata(path).unwrap().file_type();
         assert!(ft.is_fifo() || ft.is_socket(), "{path:?} was replaced");
+    }
+    // A device node: as root (where the rename could replace one) a private copy of /dev/null's
+    // node is made in the temporary folder, so a regression replaces only that.
+    if nix::unistd::geteuid().is_root() {
+        let node = dir.path().join("null");
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        let o = common::run(&["cache", "--host-only", "--out", node.to_str().unwrap()]);
+        assert_one_line(&o, 2, &["a device", "regular file"]);
+        let ft = std::fs::symlink_metadata(&node).unwrap().file_type();
+        assert!(ft.is_char_device(), "the device node was replaced");
+    } else {
+        common::skip(
+            "out_refuses_devices_fifos_and_sockets_and_leaves_them_in_place: the device-node case needs root",
+        );
     }
     // A symlink to a FIFO is refused too (the target is what would be replaced).
     let link = dir.path().join("to-fifo.json");

@@ -402,9 +402,13 @@ pub fn read_checked_json(path: &Path) -> Result<serde_json::Value> {
     Ok(v)
 }
 
+/// The largest bandwidth a results file may hold, GB/s: 1e6 (a petabyte per second), two
+/// hundred times an H200's HBM3e.
+const MAX_GBPS: f64 = 1e6;
+
 /// Refuses figures no measurement gives, so that they are never plotted or compared: any
 /// number beyond 2^64 (a 1e308 hangs a log axis), a negative time, bandwidth, count or size, and
-/// a bandwidth of zero. Keys are judged by their words (`alloc_ms`, `gbps`, `bytes`) and those
+/// a bandwidth of zero or beyond [`MAX_GBPS`]. Keys are judged by their words (`alloc_ms`, `gbps`, `bytes`) and those
 /// of the object they sit in (`gbps: {median, ...}`); changes (`delta_*`, `overhead_*`) may be
 /// negative.
 fn check_figures(
@@ -431,6 +435,10 @@ fn check_figures(
                 Err(format!("`{key}` = {n} is negative"))
             } else if bandwidth && x == 0.0 {
                 Err(format!("`{key}` = 0 is not a bandwidth"))
+            } else if bandwidth && x > MAX_GBPS {
+                Err(format!(
+                    "`{key}` = {n} GB/s is beyond any memory (the limit is {MAX_GBPS:.0e})"
+                ))
             } else {
                 Ok(())
             }
@@ -529,6 +537,7 @@ mod tests {
             (r#"{"gbps": {"median": 1e308}}"#, "beyond any measurement"),
             (r#"{"rows": [{"alloc_ms": -1.5}]}"#, "negative"),
             (r#"{"rows": [{"gbps": 0}]}"#, "not a bandwidth"),
+            (r#"{"rows": [{"gbps_traffic": 1e17}]}"#, "beyond any memory"),
         ] {
             std::fs::write(
                 &f,
