@@ -1158,6 +1158,7 @@ pub fn main(args: CompareArgs) -> Result<()> {
     let rep = build(&inputs);
     if let Some(dir) = &args.out {
         super::exit_on_first_signal();
+        super::check_interrupt()?;
         write(&rep, &inputs, dir)?;
     }
     if args.json {

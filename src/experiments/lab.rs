@@ -1524,6 +1524,7 @@ pub fn main(args: LabArgs) -> Result<()> {
             from.parent().map_or(PathBuf::from("."), Path::to_path_buf)
         };
         super::exit_on_first_signal();
+        super::check_interrupt()?;
         let findings = write_report(&r, &dir)?;
         if args.json {
             crate::report::sink::print_stdout(to_json(&r)?)?;

@@ -306,6 +306,9 @@ pub struct WatchArgs {
 
 /// Runs `watch` from the command line.
 pub fn main(args: WatchArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        crate::report::sink::check_writable(out)?;
+    }
     let (view, absent, env) = open_view(args.host_only, args.device)?;
     let mut sink: ResultSink<WatchSample, Environment> =
         ResultSink::new("watch", env, args.out.as_deref())?;
