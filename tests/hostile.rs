@@ -86,6 +86,16 @@ fn stub(test: &str) -> Option<(PathBuf, PathBuf)> {
     built.clone()
 }
 
+/// A machine without a GPU, on any host: the stand-in driver with a failing `cuInit` (a missing
+/// `CUMEMLAB_LIBCUDA` would fall back to the host's real libcuda on a GPU host).
+fn no_gpu(test: &str) -> Option<[(&'static str, String); 2]> {
+    let (lib, _) = stub(test)?;
+    Some([
+        ("CUMEMLAB_LIBCUDA", lib.to_string_lossy().into_owned()),
+        ("STUB_CUINIT_FAIL", "1".to_string()),
+    ])
+}
+
 // ------------------------------------------------------------------------------ --out targets
 
 #[test]
@@ -250,14 +260,17 @@ fn plan_context_and_batch_name_one_limit() {
 
 #[test]
 fn twenty_concurrent_labs_get_twenty_folders() {
+    let Some(env) = no_gpu("twenty_concurrent_labs_get_twenty_folders") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    // No GPU: each lab runs its host steps in well under a second, so 20 overlap.
+    // No GPU (on any host): each lab runs its host steps in well under a second, so 20 overlap.
     let children: Vec<_> = (0..20)
         .map(|_| {
             Command::new(common::bin())
                 .args(["lab", "--out", out, "--quiet", "--skip", "plan"])
-                .env("CUMEMLAB_LIBCUDA", "/nonexistent/libcuda.so.1")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -281,7 +294,7 @@ fn twenty_concurrent_labs_get_twenty_folders() {
         .map(|_| {
             Command::new(common::bin())
                 .args(["lab", "--out", out, "--name", "same", "--quiet"])
-                .env("CUMEMLAB_LIBCUDA", "/nonexistent/libcuda.so.1")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -481,6 +494,9 @@ fn damaged_figures_are_refused_promptly_by_compare_and_lab_from() {
 
 #[test]
 fn non_utf8_paths_are_taken_as_given() {
+    let Some(env) = no_gpu("non_utf8_paths_are_taken_as_given") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let name = std::ffi::OsStr::from_bytes(b"r\xff.json");
     let path = dir.path().join(name);
@@ -500,7 +516,7 @@ fn non_utf8_paths_are_taken_as_given() {
     let o = Command::new(common::bin())
         .args(["lab", "--quiet", "--out"])
         .arg(&out)
-        .env("CUMEMLAB_LIBCUDA", "/nonexistent/libcuda.so.1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
