@@ -371,6 +371,30 @@ fn a_full_stdout_is_one_line_and_exit_1() {
     }
 }
 
+#[test]
+fn a_closed_stdout_is_a_quiet_end() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [vec!["plan", "--params", "7B"], vec!["info", "--json"]] {
+        let mut child = Command::new(common::bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first byte is written.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            o.status.signal() == Some(13) || o.status.code() == Some(141),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+        assert!(err.is_empty(), "{args:?}: quiet: {err}");
+    }
+}
+
 // ----------------------------------------------------------------------------- plan wrapping
 
 #[test]
