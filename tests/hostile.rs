@@ -57,8 +57,14 @@ fn files_in(d: &Path) -> Vec<String> {
 fn stub(test: &str) -> Option<(PathBuf, PathBuf)> {
     static BUILT: OnceLock<Option<(PathBuf, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("cumemlab-stub-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
+        // Under cargo's scratch folder for tests (kept out of /tmp); elsewhere (a GPU bundle run
+        // on another host) a per-process temporary folder.
+        let dir = [
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stub-driver"),
+            std::env::temp_dir().join(format!("cumemlab-stub-{}", std::process::id())),
+        ]
+        .into_iter()
+        .find(|d| std::fs::create_dir_all(d).is_ok())?;
         let src = common::repo().join("tests/fixtures/stub-driver/libcuda-stub.c");
         let lib = dir.join("libcuda-stub.so");
         let ok = Command::new("cc")
