@@ -236,6 +236,15 @@ fn cuinit_failure_and_a_non_cuda_library_exit_1_with_one_line() {
         &[("CUMEMLAB_LIBCUDA", lib), ("STUB_CUINIT_FAIL", "1")],
     );
     assert_one_line(&o, 1, &["needs a GPU", "cuInit", "CUDA_ERROR_NO_DEVICE"]);
+    // A driver that loads but reports no device: the default --device 0 was not bad input.
+    for args in [
+        vec!["probe"],
+        vec!["sweep", "--device", "all"],
+        vec!["selftest"],
+    ] {
+        let o = run_env(&args, &[("CUMEMLAB_LIBCUDA", lib), ("STUB_NO_DEVICE", "1")]);
+        assert_one_line(&o, 1, &["no CUDA device found", "needs a GPU"]);
+    }
     let o = run_env(&["sweep"], &[("CUMEMLAB_LIBCUDA", other.to_str().unwrap())]);
     assert_one_line(&o, 1, &["is not a CUDA driver library", "no cuInit"]);
     assert!(!stderr(&o).contains("older"), "{}", stderr(&o));

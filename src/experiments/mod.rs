@@ -100,20 +100,16 @@ impl DeviceSel {
     /// The ordinals this selection names on a host with `count` devices.
     pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
         match self {
-            DeviceSel::All if count > 0 => Ok((0..count).collect()),
-            // The request was fine; the machine has no GPU: exit 1.
-            DeviceSel::All => Err(Error::Failed(
+            // The request was fine (the default device included); the machine has no GPU: exit 1.
+            DeviceSel::All | DeviceSel::One(_) if count <= 0 => Err(Error::Failed(
                 "no CUDA device found: this command needs a GPU".into(),
             )),
+            DeviceSel::All => Ok((0..count).collect()),
             DeviceSel::One(n) if n < count => Ok(vec![n]),
             DeviceSel::One(n) => Err(Error::usage(format!(
-                "device {n} does not exist: this host has {count} CUDA device{} ({})",
+                "device {n} does not exist: this host has {count} CUDA device{} (0..{})",
                 if count == 1 { "" } else { "s" },
-                if count == 0 {
-                    "none".to_string()
-                } else {
-                    format!("0..{}", count - 1)
-                }
+                count - 1
             ))),
         }
     }
