@@ -263,9 +263,15 @@ fn info_names_the_meminfo_file_it_could_not_read() {
 
 #[test]
 fn plan_context_and_batch_name_one_limit() {
-    for c in ["0", "16777217", "99999999999"] {
+    // The parser (clap's error: one `error:` line, then a hint) and the planner name one limit.
+    for c in ["0", "16777217", "99999999999", "100000k"] {
         let o = common::run(&["plan", "--params", "7B", "--context", c]);
-        assert_one_line(&o, 2, &["context", "1 to 16,777,216 tokens"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].contains("16777216"), "{err}");
+        assert!(!err.contains("100000000"), "a second limit: {err}");
     }
     let o = common::run(&["plan", "--params", "7B", "--batch", "1048577"]);
     assert_one_line(&o, 2, &["batch", "1 to 1,048,576"]);

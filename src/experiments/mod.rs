@@ -118,7 +118,7 @@ impl DeviceSel {
 /// Loads the driver for a command that needs a GPU. A missing driver or a failing `cuInit` is a
 /// failure of the machine, not of the user's input: exit 1, naming why.
 pub fn require_driver() -> Result<Driver> {
-    Driver::load().map_err(|e| Error::Failed(format!("this command needs a GPU, and {e}")))
+    Driver::load().map_err(|e| Error::Failed(format!("this command needs a GPU: {e}")))
 }
 
 /// A context (with its stream and the kernel module) needs a few hundred MiB of device memory.
