@@ -48,37 +48,10 @@ static const uint64_t GiB = 1ull << 30;
 // ---------------------------------------------------------------------------------------------
 // Candidate kernels (the production cml_fill and kernels/fill_variants.cu are included above).
 
-// Tiles: the buffer is cut into tiles of K*blockDim 16-byte vectors; block b writes tiles b,
-// b+grid, ...; inside a tile thread t writes vectors t, t+blockDim, ... (each store of a warp
-// covers 512 contiguous bytes). With grid = number of tiles each block writes one tile and the
-// blocks sweep through memory in launch order.
+// The tile kernels of kernels/fill_tiles.cuh with other depths K, and their constant-data twins.
 template <int K, bool CONST>
 __global__ void fill_tiles(uint8_t* __restrict__ base, uint64_t bytes, uint32_t seed) {
-    const uint64_t nvec = bytes >> 4;
-    uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
-    const uint64_t tile = (uint64_t)K * blockDim.x;
-    const uint64_t ntiles = (nvec + tile - 1) / tile;
-    for (uint64_t b = blockIdx.x; b < ntiles; b += gridDim.x) {
-        const uint64_t j0 = b * tile + threadIdx.x;
-        if (j0 + (K - 1) * (uint64_t)blockDim.x < nvec) {
-#pragma unroll
-            for (int k = 0; k < K; ++k) {
-                const uint64_t j = j0 + (uint64_t)k * blockDim.x;
-                v[j] = CONST ? make_uint4(seed, seed, seed, seed) : cml_pattern_vec(j, seed);
-            }
-        } else {
-            for (int k = 0; k < K; ++k) {
-                const uint64_t j = j0 + (uint64_t)k * blockDim.x;
-                if (j < nvec) v[j] = CONST ? make_uint4(seed, seed, seed, seed) : cml_pattern_vec(j, seed);
-            }
-        }
-    }
-    const uint64_t tail = bytes - (nvec << 4);
-    const uint64_t t = cml_tid();
-    if (!CONST && t < tail) {
-        const uint64_t k = (nvec << 4) + t;
-        base[k] = cml_pattern_byte(k, seed);
-    }
+    cml_fill_tiles<K, CONST>(base, bytes, seed);
 }
 
 typedef void (*FillFn)(uint8_t*, uint64_t, uint32_t);
@@ -93,7 +66,8 @@ struct Variant {
 
 static std::vector<Variant> variants() {
     return {
-        {"gridstride4", cml_fill, true, false, 4},
+        {"gridstride4", cml_fillv_gridstride, true, false, 4},
+        {"cml_fill", cml_fill, true, true, 2},  // the production kernel (tiles of 2)
         {"simple", cml_fillv_simple, true, false, 1},
         {"blocked", cml_fillv_blocked, true, false, 1},
         {"tiles1", fill_tiles<1, false>, true, true, 1},
@@ -410,7 +384,8 @@ static void gap_one(const char* scenario, int idx, Api api, uint64_t bytes, int 
         tm.push_back(time_memset(a.ptr, bytes));
     }
     double span = now_ms() - tstart;
-    unsigned long long bad = check(p, bytes, 11, sms);
+    time_fill(tilev, tile_block, 0, p, bytes, 13);  // the last timed op was memset: refill, check
+    unsigned long long bad = check(p, bytes, 13, sms);
     printf("gapalloc,%s,%d,%s,ptr=0x%llx,align2M=%d,free_before_gib=%.2f,alloc_ms=%.1f,since_prev_free_ms=%.0f,span_ms=%.0f,bad=%llu\n",
            scenario, idx, api_name(api), (unsigned long long)a.ptr, (int)((a.ptr & ((2 << 20) - 1)) == 0),
            f0 / (double)GiB, alloc_ms, since_free_ms, span, bad);
@@ -502,6 +477,103 @@ static int cmd_gap(const Dev& d, int rounds, const std::string& tile_spec) {
     return 0;
 }
 
+// scrub: what the GPU does after a large free. A resident 256 MiB buffer is memset back to back
+// (events between launches, no host gaps) while, or right after, a big allocation is made or freed;
+// the memset rate over time shows background DRAM traffic, and its deficit against the idle rate,
+// integrated over time, estimates the bytes that traffic moved.
+struct Timeline {
+    std::vector<double> t_ms, gbps;
+};
+
+static Timeline probe_timeline(CUdeviceptr small, uint64_t sbytes, int n) {
+    static std::vector<cudaEvent_t> evs;
+    while ((int)evs.size() < n + 1) {
+        cudaEvent_t e;
+        CK(cudaEventCreate(&e));
+        evs.push_back(e);
+    }
+    CK(cudaEventRecord(evs[0]));
+    for (int i = 0; i < n; ++i) {
+        CU(cuMemsetD32Async(small, 0x01020304u, sbytes / 4, 0));
+        CK(cudaEventRecord(evs[i + 1]));
+    }
+    CK(cudaEventSynchronize(evs[n]));
+    Timeline tl;
+    for (int i = 0; i < n; ++i) {
+        float a = 0, b = 0;
+        CK(cudaEventElapsedTime(&a, evs[0], evs[i]));
+        CK(cudaEventElapsedTime(&b, evs[0], evs[i + 1]));
+        tl.t_ms.push_back(a);
+        tl.gbps.push_back(gbps(sbytes, b - a));
+    }
+    return tl;
+}
+
+// Prints 10 ms buckets, the deficit against `base` GB/s in GB, and when the rate got back to 98%.
+static void report_timeline(const char* label, const Timeline& tl, double base, uint64_t sbytes) {
+    double deficit_gb = 0, recovered = -1, last_slow = -1;
+    printf("timeline,%s,bucket_ms=10", label);
+    double b = 0;
+    size_t i = 0;
+    while (i < tl.t_ms.size()) {
+        std::vector<float> v;
+        while (i < tl.t_ms.size() && tl.t_ms[i] < b + 10) v.push_back((float)tl.gbps[i++]);
+        if (!v.empty()) printf(",%.0f", median(v));
+        b += 10;
+    }
+    for (size_t j = 0; j < tl.t_ms.size(); ++j) {
+        double dt_s = (sbytes / (tl.gbps[j] * 1e9));
+        if (tl.gbps[j] < base) deficit_gb += (base - tl.gbps[j]) * dt_s;
+        if (tl.gbps[j] < 0.98 * base) last_slow = tl.t_ms[j];
+    }
+    recovered = last_slow < 0 ? 0 : last_slow;
+    printf("\nscrubsum,%s,base_gbps=%.0f,deficit_gb=%.1f,slow_until_ms=%.0f,span_ms=%.0f\n", label, base, deficit_gb,
+           recovered, tl.t_ms.back());
+    fflush(stdout);
+}
+
+static int cmd_scrub(const Dev& d) {
+    const uint64_t sbytes = 256ull << 20;
+    CUdeviceptr small;
+    CU(cuMemAlloc(&small, sbytes));
+    const int n = 4000;  // about 260 ms of back-to-back memsets
+    Timeline idle = probe_timeline(small, sbytes, n);
+    std::vector<double> g = idle.gbps;
+    std::sort(g.begin(), g.end());
+    const double base = g[g.size() / 2];
+    report_timeline("idle", idle, base, sbytes);
+    const uint64_t unit = 37312528384ull / 8;  // 1/8 of the lab's 34.8 GiB
+    struct Case {
+        Api api;
+        int eighths;
+    };
+    std::vector<Case> cases = {{DEVICE, 8}, {DEVICE, 2}, {DEVICE, 4}, {DEVICE, 16}, {DEVICE, 1},
+                               {VMM, 8},    {POOL, 8},   {MANAGED, 8}, {DEVICE, 8}};
+    for (auto c : cases) {
+        uint64_t bytes = unit * c.eighths;
+        char lbl[96];
+        Alloc a = do_alloc(c.api, bytes);
+        CU(cuMemsetD32(a.ptr, 7, bytes / 4));  // touch every page
+        CK(cudaDeviceSynchronize());
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        snprintf(lbl, sizeof lbl, "held_%s_%.2fGiB", api_name(c.api), bytes / (double)GiB);
+        report_timeline(lbl, probe_timeline(small, sbytes, 1500), base, sbytes);
+        double t0 = now_ms();
+        do_free(a);
+        double free_ms = now_ms() - t0;
+        snprintf(lbl, sizeof lbl, "afterfree_%s_%.2fGiB_free_call_%.1fms", api_name(c.api), bytes / (double)GiB,
+                 free_ms);
+        report_timeline(lbl, probe_timeline(small, sbytes, n), base, sbytes);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    // Allocation alone (no free before it): does making a big allocation start background traffic?
+    Alloc a = do_alloc(DEVICE, unit * 8);
+    report_timeline("right_after_cuMemAlloc_34.75GiB", probe_timeline(small, sbytes, n), base, sbytes);
+    do_free(a);
+    CU(cuMemFree(small));
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: fill-bench sweep|confirm|ncu|gap ...\n");
@@ -537,6 +609,7 @@ int main(int argc, char** argv) {
         return cmd_confirm(d, sizes, std::vector<std::string>(rest.begin() + 2, rest.end()), atoi(rest[1].c_str()));
     }
     if (cmd == "ncu") return cmd_ncu(d, rest);
+    if (cmd == "scrub") return cmd_scrub(d);
     if (cmd == "gap") return cmd_gap(d, rest.size() > 0 ? atoi(rest[0].c_str()) : 10,
                                      rest.size() > 1 ? rest[1] : std::string("tiles4:256:full"));
     fprintf(stderr, "unknown command %s\n", cmd.c_str());
