@@ -48,10 +48,7 @@ fn fill_writes_every_byte_and_nothing_past_the_end() {
     let shapes = [
         None,
         // A grid far smaller than the tile count: the kernel's tile loop covers the rest.
-        Some(FillShape::Occupancy {
-            block,
-            factor: 1,
-        }),
+        Some(FillShape::Occupancy { block, factor: 1 }),
     ];
     for bytes in sizes {
         for shape in shapes {
@@ -59,7 +56,9 @@ fn fill_writes_every_byte_and_nothing_past_the_end() {
             k.memset_d8(p, bytes + guard, 0xA5).unwrap();
             match shape {
                 None => k.fill(s, p, bytes, seed).unwrap(),
-                Some(sh) => k.time_fill_variant("cml_fill", sh, s, p, bytes, seed).unwrap(),
+                Some(sh) => k
+                    .time_fill_variant("cml_fill", sh, s, p, bytes, seed)
+                    .unwrap(),
             };
             let (_, c) = k.check(s, p, bytes, seed).unwrap();
             assert_eq!(c.mismatches, 0, "{bytes} bytes, {shape:?}: {c:?}");

@@ -37,10 +37,7 @@ struct Function {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FillShape {
     /// One block per tile of `vectors_per_thread * block` 16-byte vectors (the tile kernels).
-    OneBlockPerTile {
-        block: u32,
-        vectors_per_thread: u32,
-    },
+    OneBlockPerTile { block: u32, vectors_per_thread: u32 },
     /// `factor` times the occupancy grid of `block`-thread blocks (persistent kernels).
     Occupancy { block: u32, factor: u32 },
 }
@@ -580,7 +577,9 @@ mod tests {
     fn one_block_per_tile() {
         // 2 vectors x 1024 threads = 32 KiB tiles.
         assert_eq!(tiles_grid(4 << 30, 1024, 2, i32::MAX as u32), 131_072);
-        assert_eq!(tiles_grid(32 * 1024 + 1, 1024, 2, i32::MAX as u32), 2);
+        assert_eq!(tiles_grid(32 * 1024 + 16, 1024, 2, i32::MAX as u32), 2);
+        // A tail shorter than a vector needs no block of its own (thread t writes tail byte t).
+        assert_eq!(tiles_grid(32 * 1024 + 15, 1024, 2, i32::MAX as u32), 1);
         assert_eq!(tiles_grid(32 * 1024, 1024, 2, i32::MAX as u32), 1);
         // Nothing to write still launches one block (the kernel writes a tail, or nothing).
         assert_eq!(tiles_grid(0, 1024, 2, i32::MAX as u32), 1);

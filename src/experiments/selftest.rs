@@ -456,7 +456,13 @@ pub fn render(r: &SelftestReport) -> String {
             "fill against cuMemsetD32 by size, GB/s, {} timed runs after a warm-up:\n",
             r.fill_by_size[0].gbps.runs
         ));
-        let mut t = new_table(&["size", "cuMemsetD32 GB/s", "fill GB/s", "CV %", "% of memset"]);
+        let mut t = new_table(&[
+            "size",
+            "cuMemsetD32 GB/s",
+            "fill GB/s",
+            "CV %",
+            "% of memset",
+        ]);
         for pair in r.fill_by_size.chunks(2) {
             if let [m, f] = pair {
                 t.add_row(vec![
