@@ -44,6 +44,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn csv_rows_carry_the_fill_by_size_table() {
+        let bw = |op: &str, bytes, median, pct| Bandwidth {
+            device: 0,
+            op: op.into(),
+            bytes,
+            gbps: Summary::of(&[median]).unwrap(),
+            percent_of_memset: pct,
+        };
+        let r = SelftestReport {
+            device: 0,
+            device_name: "gpu".into(),
+            checks: vec![],
+            bandwidth: vec![bw("fill kernel", 4 * GIB, 4600.0, 101.0)],
+            fill_reaches_95_percent_of_memset: true,
+            fill_by_size: vec![
+                bw("cuMemsetD32", GIB, 4400.0, 100.0),
+                bw("fill kernel", GIB, 4500.0, 102.3),
+            ],
+            all_passed: true,
+        };
+        let rows = csv_rows(&[r]);
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["bandwidth", "fill_by_size", "fill_by_size"]);
+        assert_eq!(rows[2].bytes, GIB);
+        assert_eq!(rows[2].percent_of_memset, Some(102.3));
+        assert_eq!(rows[2].gbps_median, Some(4500.0));
+    }
+
+    #[test]
     fn fill_sizes_default_and_chosen() {
         // Defaults: 1, 4, 16 GiB where each is at most a quarter of free memory.
         assert_eq!(
@@ -447,7 +476,7 @@ pub fn render(r: &SelftestReport) -> String {
             format!("{:.1}", b.gbps.min),
             format!("{:.1}", b.gbps.max),
             format!("{:.2}", 100.0 * b.gbps.cv),
-            format!("{:.1}", b.percent_of_memset),
+            crate::report::headline::pct_vs(b.percent_of_memset, 95.0),
         ]);
     }
     out.push_str(&format!("{t}\n"));
@@ -489,10 +518,72 @@ pub fn render(r: &SelftestReport) -> String {
     out
 }
 
+/// A flat CSV row of `selftest` (kernel checks and bandwidth figures in one file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelftestCsvRow {
+    pub device: i32,
+    pub device_name: String,
+    /// `check`, `bandwidth` or `fill_by_size` (cuMemsetD32 and fill at each `--fill-sizes` size).
+    pub kind: String,
+    pub name: String,
+    pub bytes: u64,
+    pub passed: Option<bool>,
+    pub gbps_median: Option<f64>,
+    pub gbps_min: Option<f64>,
+    pub gbps_max: Option<f64>,
+    pub gbps_cv: Option<f64>,
+    pub runs: Option<u32>,
+    pub percent_of_memset: Option<f64>,
+    pub detail: Option<String>,
+}
+
+/// The self-test reports as flat CSV rows (the lab's `selftest.csv`, `selftest --csv`).
+pub fn csv_rows(reports: &[SelftestReport]) -> Vec<SelftestCsvRow> {
+    let mut rows = Vec::new();
+    for s in reports {
+        for c in &s.checks {
+            rows.push(SelftestCsvRow {
+                device: s.device,
+                device_name: s.device_name.clone(),
+                kind: "check".into(),
+                name: c.kernel.clone(),
+                bytes: c.bytes,
+                passed: Some(c.passed),
+                gbps_median: None,
+                gbps_min: None,
+                gbps_max: None,
+                gbps_cv: None,
+                runs: None,
+                percent_of_memset: None,
+                detail: Some(c.detail.clone()),
+            });
+        }
+        let by_size = s.fill_by_size.iter().map(|b| ("fill_by_size", b));
+        for (kind, b) in s.bandwidth.iter().map(|b| ("bandwidth", b)).chain(by_size) {
+            rows.push(SelftestCsvRow {
+                device: s.device,
+                device_name: s.device_name.clone(),
+                kind: kind.into(),
+                name: b.op.clone(),
+                bytes: b.bytes,
+                passed: None,
+                gbps_median: Some(b.gbps.median),
+                gbps_min: Some(b.gbps.min),
+                gbps_max: Some(b.gbps.max),
+                gbps_cv: Some(b.gbps.cv),
+                runs: Some(b.gbps.runs),
+                percent_of_memset: Some(b.percent_of_memset),
+                detail: None,
+            });
+        }
+    }
+    rows
+}
+
 /// `cumemlab selftest` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json"
+    after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json\n  cumemlab selftest --out selftest.csv"
 )]
 pub struct SelftestArgs {
     /// Device ordinal, or `all`.
@@ -508,9 +599,8 @@ pub struct SelftestArgs {
     /// Timed runs per bandwidth figure (after one discarded warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -518,27 +608,41 @@ pub struct SelftestArgs {
 
 /// Runs the self-test on the selected devices; exit 1 when a kernel is wrong.
 pub fn main(args: SelftestArgs) -> Result<()> {
+    let output = args.output;
+    if let Some(out) = &output.out {
+        crate::report::sink::check_writable(out)?;
+    }
     let drv = super::require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;
+    let tables = !output.json && !output.csv;
     let opts = SelftestOptions {
         bytes: args.size,
         runs: args.runs,
-        quiet: args.quiet || args.json,
+        quiet: args.quiet || !tables,
         fill_sizes: args.fill_sizes.map(|l| l.0),
     };
     let mut reports = Vec::new();
     for o in ordinals {
         let gpu = Gpu::open(&drv, o)?;
         let r = run(&gpu, &opts)?;
-        if !args.json {
+        if tables {
             print!("{}", render(&r));
         }
         reports.push(r);
     }
-    if args.json {
-        let text =
-            serde_json::to_string_pretty(&reports).map_err(|e| Error::Failed(e.to_string()))?;
-        println!("{text}");
+    let json = || crate::report::sink::to_json(&reports);
+    let csv = || crate::report::sink::to_csv(&csv_rows(&reports));
+    if let Some(out) = &output.out {
+        let bytes = match crate::report::OutFormat::for_path(out) {
+            crate::report::OutFormat::Json => json()?,
+            crate::report::OutFormat::Csv => csv()?,
+        };
+        crate::report::write_atomic(out, &bytes)?;
+    }
+    if output.json {
+        print!("{}", String::from_utf8_lossy(&json()?));
+    } else if output.csv {
+        print!("{}", String::from_utf8_lossy(&csv()?));
     }
     if reports.iter().all(|r| r.all_passed) {
         Ok(())

@@ -50,6 +50,17 @@ pub fn run(args: &[&str]) -> Output {
         .expect("the cumemlab binary runs")
 }
 
+/// Runs the binary with `args`, asserts it succeeded, and returns its stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
 /// The repository root (fixtures live under it).
 pub fn repo() -> PathBuf {
     PathBuf::from(
