@@ -147,6 +147,23 @@ static unsigned long long check(uint8_t* p, uint64_t bytes, uint32_t seed, int s
     return init[0];
 }
 
+// A launch spec NAME:BLOCK:GRID, GRID = blocks per SM or "full" (one block per tile).
+struct Spec {
+    const Variant* v = nullptr;
+    int block = 0;
+    long grid = 0;  // <= 0: full
+};
+
+static bool parse_spec(const std::string& spec, int sms, Spec* out) {
+    char nm[64], gs[32];
+    if (sscanf(spec.c_str(), "%63[^:]:%d:%31s", nm, &out->block, gs) != 3 || !(out->v = find_variant(nm))) {
+        fprintf(stderr, "bad spec %s (NAME:BLOCK:GRID_PER_SM|full)\n", spec.c_str());
+        return false;
+    }
+    out->grid = strcmp(gs, "full") == 0 ? 0 : (long)(atof(gs) * sms);
+    return true;
+}
+
 static double median(std::vector<float> v) {
     std::sort(v.begin(), v.end());
     size_t n = v.size();
@@ -237,19 +254,11 @@ static int cmd_confirm(const Dev& d, std::vector<double> sizes, std::vector<std:
     for (double sg : sizes) {
         uint64_t bytes = (uint64_t)(sg * GiB);
         for (auto& spec : specs) {
-            char nm[64];
-            int block = 0;
-            char gs[32];
-            if (sscanf(spec.c_str(), "%63[^:]:%d:%31s", nm, &block, gs) != 3) {
-                fprintf(stderr, "bad spec %s\n", spec.c_str());
-                return 2;
-            }
-            const Variant* v = find_variant(nm);
-            if (!v) {
-                fprintf(stderr, "no variant %s\n", nm);
-                return 2;
-            }
-            long grid = strcmp(gs, "full") == 0 ? 0 : (long)(atof(gs) * d.sms);
+            Spec sp;
+            if (!parse_spec(spec, d.sms, &sp)) return 2;
+            const Variant* v = sp.v;
+            const int block = sp.block;
+            const long grid = sp.grid;
             unsigned long long bad = 0;
             measure(*v, {block, grid}, p, bytes, 2, d.sms, &bad);
             uint32_t seed = 777;
@@ -279,13 +288,9 @@ static int cmd_ncu(const Dev& d, std::vector<std::string> specs) {
     CK(cudaMalloc(&p, bytes));
     time_memset((CUdeviceptr)p, bytes);
     for (auto& spec : specs) {
-        char nm[64], gs[32];
-        int block = 0;
-        if (sscanf(spec.c_str(), "%63[^:]:%d:%31s", nm, &block, gs) != 3) return 2;
-        const Variant* v = find_variant(nm);
-        if (!v) return 2;
-        long grid = strcmp(gs, "full") == 0 ? 0 : (long)(atof(gs) * d.sms);
-        float ms = time_fill(*v, block, grid, p, bytes, 5);
+        Spec sp;
+        if (!parse_spec(spec, d.sms, &sp)) return 2;
+        float ms = time_fill(*sp.v, sp.block, sp.grid, p, bytes, 5);
         printf("ncu-run %s %.3f ms\n", spec.c_str(), ms);
     }
     CK(cudaFree(p));
@@ -428,11 +433,10 @@ static void background_probe(const char* label, uint8_t* small, uint64_t sbytes,
 
 static int cmd_gap(const Dev& d, int rounds, const std::string& tile_spec) {
     const uint64_t bytes = 37312528384ull;  // the lab's 34.8 GiB
-    char nm[64], gs[32];
-    int tb = 256;
-    if (sscanf(tile_spec.c_str(), "%63[^:]:%d:%31s", nm, &tb, gs) != 3) return 2;
-    const Variant* tv = find_variant(nm);
-    if (!tv) return 2;
+    Spec sp;
+    if (!parse_spec(tile_spec, d.sms, &sp)) return 2;
+    const Variant* tv = sp.v;
+    const int tb = sp.block;
     size_t fr, tot;
     CK(cudaMemGetInfo(&fr, &tot));
     printf("gap: %.1f GiB free of %.1f GiB; allocation %.2f GiB\n", fr / (double)GiB, tot / (double)GiB,
