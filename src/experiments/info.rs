@@ -2,12 +2,17 @@
 //! page size, THP, /proc/meminfo, cgroup limit) always; the driver and each device (attributes,
 //! memory architecture, which strategies work and why not, what an allocation can really get)
 //! when there is a GPU. With no driver or no GPU: the host part, one line saying why, exit 0.
+//! The host part includes memory pressure (PSI), the free 2 MiB-block supply (buddyinfo), CMA
+//! and the cgroup's usage, and the verdict of the unified-memory pressure guard on them.
 
 use serde::{Deserialize, Serialize};
 
 use super::env::Environment;
-use crate::driver::ATTRIBUTES;
+use crate::driver::{ATTRIBUTES, DeviceAttributes};
+use crate::host::HostPressure;
 use crate::memory::REGISTRY;
+use crate::memory::arch::MemoryArchitecture;
+use crate::memory::safety::PressureLimits;
 use crate::report::new_table;
 use crate::units::{fmt_bytes, fmt_gib};
 
@@ -25,6 +30,15 @@ pub struct StrategySupport {
 pub struct InfoReport {
     pub environment: Environment,
     pub strategies: Vec<StrategySupport>,
+    /// PSI, buddyinfo and cgroup usage when the report was taken (absent in older reports).
+    #[serde(default)]
+    pub pressure: HostPressure,
+    /// The pressure guard's thresholds and its verdict on a 1 GiB request now: `None` when it
+    /// would go ahead, else the stop reason.
+    #[serde(default)]
+    pub pressure_limits: Option<PressureLimits>,
+    #[serde(default)]
+    pub pressure_stop: Option<String>,
 }
 
 /// Collects the report (never fails: what cannot be read is reported as such).
@@ -42,10 +56,133 @@ pub fn collect() -> InfoReport {
             });
         }
     }
+    let pressure = HostPressure::read();
+    let (pressure_limits, pressure_stop) = match PressureLimits::from_env() {
+        Ok(l) => (Some(l), l.check(&pressure, crate::units::GIB).err()),
+        Err(e) => (None, Some(e)),
+    };
     InfoReport {
         environment,
         strategies,
+        pressure,
+        pressure_limits,
+        pressure_stop,
     }
+}
+
+/// GB10's memory bandwidth as owners and NVIDIA's spec sheet give it: 273 GB/s (LPDDR5x,
+/// 256-bit; "The 273 GB/s decode envelope", blog.kubesimplify.com "Day 3: The DGX Spark
+/// Unpacked"; NVIDIA DGX Spark spec).
+pub const GB10_REPORTED_GBPS: f64 = 273.0;
+
+/// A bandwidth measured in the same run (selftest's fill and read medians), GB/s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasuredBandwidth {
+    pub fill_gbps: f64,
+    pub read_gbps: f64,
+}
+
+/// The bandwidth line: where its figure comes from. A measured figure wins; without one, a
+/// discrete card's theoretical peak from the attributes (formula named); on integrated or
+/// unified memory (LPDDR, where the clock attribute's meaning is not HBM's and the formula is
+/// unknown) no peak is derived, and the figure owners report for GB10 is cited instead.
+pub fn bandwidth_line(
+    name: &str,
+    arch: MemoryArchitecture,
+    a: &DeviceAttributes,
+    measured: Option<MeasuredBandwidth>,
+) -> String {
+    let bus = a.get("global_memory_bus_width_bits");
+    let clk = a.get("memory_clock_rate_khz");
+    let l2 = fmt_bytes(a.get("l2_cache_bytes").max(0) as u64);
+    let attrs = if bus > 0 && clk > 0 {
+        format!("memory bus {bus} bits at {} MHz (attributes), L2 {l2}", clk / 1000)
+    } else {
+        format!("memory bus width or clock not reported, L2 {l2}")
+    };
+    if let Some(m) = measured {
+        return format!(
+            "bandwidth measured in this run: fill {:.0} GB/s, read {:.0} GB/s (selftest medians); {attrs}",
+            m.fill_gbps, m.read_gbps
+        );
+    }
+    let integrated = a.flag("integrated") || arch.is_unified();
+    if integrated {
+        let gb10 = if name.contains("GB10") {
+            format!(
+                "; owners report {GB10_REPORTED_GBPS:.0} GB/s for GB10 (LPDDR5x, 256-bit)"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{attrs}; no theoretical peak: 2 x clock x width is a formula for HBM/GDDR and unknown for this integrated memory{gb10}; `cumemlab selftest` measures it"
+        )
+    } else if bus > 0 && clk > 0 {
+        // Double data rate: two transfers per clock.
+        let peak = 2.0 * clk as f64 * 1e3 * bus as f64 / 8.0 / 1e9;
+        format!(
+            "{attrs}; theoretical {peak:.0} GB/s = 2 x clock x width / 8 (derived from the attributes, not measured; `cumemlab selftest` measures it)"
+        )
+    } else {
+        format!("{attrs}; `cumemlab selftest` measures the bandwidth")
+    }
+}
+
+/// The pressure lines of the host part: PSI, 2 MiB blocks, CMA, cgroup, and the guard's verdict.
+pub fn pressure_lines(r: &InfoReport) -> String {
+    let p = &r.pressure;
+    let mut out = String::new();
+    match &p.psi {
+        Some(psi) => out.push_str(&format!(
+            "memory pressure (PSI): some avg10 {:.2}%, avg60 {:.2}%; full avg10 {:.2}%, avg60 {:.2}%\n",
+            psi.some_avg10, psi.some_avg60, psi.full_avg10, psi.full_avg60
+        )),
+        None => out.push_str("memory pressure (PSI): not available\n"),
+    }
+    match &p.buddyinfo {
+        Some(b) => out.push_str(&format!(
+            "free 2 MiB blocks (buddyinfo, order {} at {} pages): {} in {} blocks ({})\n",
+            b.order_2m,
+            fmt_bytes(b.page_size),
+            fmt_bytes(b.free_2m_bytes()),
+            b.blocks_2m(),
+            b.summary()
+        )),
+        None => out.push_str("free 2 MiB blocks (buddyinfo): not available\n"),
+    }
+    if let Some(m) = &r.environment.meminfo {
+        out.push_str(&format!(
+            "CMA {} total, {} free; HugeTLB {} (pool {} of {} free)\n",
+            fmt_bytes(m.cma_total),
+            fmt_bytes(m.cma_free),
+            fmt_bytes(m.hugetlb),
+            fmt_bytes(m.hugetlb_free_bytes()),
+            fmt_bytes(m.hugetlb_pool_bytes())
+        ));
+    }
+    match &p.cgroup {
+        Some(c) => out.push_str(&format!(
+            "cgroup v{} memory: {} used, limit {} ({})\n",
+            c.version,
+            c.current_bytes.map_or("?".into(), fmt_bytes),
+            c.max_bytes.map_or("none".into(), fmt_bytes),
+            c.dir
+        )),
+        None => out.push_str("cgroup memory: not available\n"),
+    }
+    match (&r.pressure_stop, &r.pressure_limits) {
+        (None, Some(l)) => out.push_str(&format!(
+            "pressure guard (unified memory): a 1 GiB allocation would go ahead (stops at PSI full avg10 >= {:.1}% or under {} in 2 MiB blocks)\n",
+            l.psi_full_avg10_max,
+            fmt_bytes(l.min_free_2m_bytes)
+        )),
+        (Some(why), _) => out.push_str(&format!(
+            "pressure guard (unified memory): would stop a 1 GiB allocation: {why}\n"
+        )),
+        (None, None) => {}
+    }
+    out
 }
 
 /// The human form.
@@ -96,6 +233,8 @@ pub fn render(r: &InfoReport) -> String {
     } else {
         out.push_str("Host memory: /proc/meminfo could not be read\n\n");
     }
+    out.push_str(&pressure_lines(r));
+    out.push('\n');
     if let Some(v) = &env.driver_version {
         out.push_str(&format!(
             "CUDA driver: supports CUDA {v} ({})\n",
@@ -117,18 +256,8 @@ pub fn render(r: &InfoReport) -> String {
             fmt_bytes(d.cumemgetinfo_free_bytes),
             fmt_bytes(d.cumemgetinfo_total_bytes)
         ));
-        let bus = d.attributes.get("global_memory_bus_width_bits");
-        let clk = d.attributes.get("memory_clock_rate_khz");
-        if bus > 0 && clk > 0 {
-            // Double data rate: two transfers per clock.
-            let peak = 2.0 * clk as f64 * 1e3 * bus as f64 / 8.0 / 1e9;
-            out.push_str(&format!(
-                "memory bus {bus} bits at {} MHz (theoretical {:.0} GB/s from these two attributes), L2 {}\n",
-                clk / 1000,
-                peak,
-                fmt_bytes(d.attributes.get("l2_cache_bytes").max(0) as u64)
-            ));
-        }
+        out.push_str(&bandwidth_line(&d.name, d.architecture, &d.attributes, None));
+        out.push('\n');
         out.push_str(&format!(
             "memory architecture: {}. {}\n",
             d.architecture.label(),
@@ -194,4 +323,40 @@ pub fn main(args: InfoArgs) -> crate::error::Result<()> {
         print!("{}", render(&r));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_line_names_its_source() {
+        // GB10 as owners report its attributes: 8533 MHz, 256-bit, integrated.
+        let gb10 = DeviceAttributes::from_pairs(&[
+            ("integrated", 1),
+            ("pageable_memory_access", 1),
+            ("pageable_memory_access_uses_host_page_tables", 1),
+            ("memory_clock_rate_khz", 8_533_000),
+            ("global_memory_bus_width_bits", 256),
+        ]);
+        let arch = MemoryArchitecture::classify(&gb10);
+        let l = bandwidth_line("NVIDIA GB10", arch, &gb10, None);
+        assert!(!l.contains("546"), "no 2 x clock x width peak on LPDDR: {l}");
+        assert!(l.contains("no theoretical peak") && l.contains("273 GB/s"), "{l}");
+        // Measured figures win, and say so.
+        let m = MeasuredBandwidth {
+            fill_gbps: 221.4,
+            read_gbps: 240.6,
+        };
+        let l = bandwidth_line("NVIDIA GB10", arch, &gb10, Some(m));
+        assert!(l.starts_with("bandwidth measured in this run: fill 221 GB/s, read 241 GB/s"), "{l}");
+        // A discrete HBM card: the derived peak, with its formula.
+        let h200 = DeviceAttributes::from_pairs(&[
+            ("memory_clock_rate_khz", 3_201_000),
+            ("global_memory_bus_width_bits", 6144),
+        ]);
+        let l = bandwidth_line("NVIDIA H200", MemoryArchitecture::classify(&h200), &h200, None);
+        assert!(l.contains("theoretical 4917 GB/s = 2 x clock x width / 8"), "{l}");
+        assert!(l.contains("not measured"), "{l}");
+    }
 }
