@@ -559,6 +559,10 @@ pub struct EffectRow {
     pub registered_register_ms: Option<f64>,
     pub registered_read_ms: Option<f64>,
     pub registered_read_gbps: Option<f64>,
+    /// How the file was registered: `read-only` (the page cache's pages) or `private-copy`
+    /// (read-only registration unsupported: the pinned pages are copies).
+    #[serde(default)]
+    pub registered_mode: Option<String>,
     /// The file mapped read-only and read once by the GPU through its pageable address
     /// (PAGEABLE_MEMORY_ACCESS only; a cold file faults in from disk during the read).
     pub pageable_read_ms: Option<f64>,
@@ -768,6 +772,7 @@ impl EffectCtx<'_> {
             registered_register_ms: None,
             registered_read_ms: None,
             registered_read_gbps: None,
+            registered_mode: None,
             pageable_read_ms: None,
             pageable_read_gbps: None,
             probe_device_max_bytes: None,
@@ -881,6 +886,7 @@ impl EffectCtx<'_> {
             }
             Err(e) => return Err(e.into()),
         };
+        row.registered_mode = a.registration_mode().map(str::to_string);
         for s in a.alloc_steps() {
             match s.name {
                 "mmap" => row.registered_mmap_ms = Some(s.ms),
@@ -976,7 +982,7 @@ pub fn render_effect(doc: &EffectDoc) -> String {
             "MemAvailable, GiB",
             "Cached, GiB",
             "device alloc first / median, ms",
-            "registered file: register ms / GPU read GB/s",
+            "registered file (mode): register ms / GPU read GB/s",
             "pageable file: GPU read GB/s",
             "probe device max, GiB (stop)",
         ]);
@@ -994,7 +1000,10 @@ pub fn render_effect(doc: &EffectDoc) -> String {
                     opt_ms(r.alloc_ms_median)
                 ),
                 match (r.registered_register_ms, r.registered_read_gbps) {
-                    (Some(ms), Some(g)) => format!("{ms:.1} / {g:.1}"),
+                    (Some(ms), Some(g)) => format!(
+                        "({}) {ms:.1} / {g:.1}",
+                        r.registered_mode.as_deref().unwrap_or("?")
+                    ),
                     _ => "-".into(),
                 },
                 r.pageable_read_gbps
