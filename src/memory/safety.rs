@@ -181,8 +181,12 @@ impl PressureLimits {
                 })?;
         }
         if let Ok(v) = std::env::var("CUMEMLAB_MIN_FREE_2M") {
-            l.min_free_2m_bytes = crate::units::parse_size(&v)
-                .map_err(|e| format!("CUMEMLAB_MIN_FREE_2M `{v}`: {e}"))?;
+            l.min_free_2m_bytes = if v.trim() == "0" {
+                0
+            } else {
+                crate::units::parse_size(&v)
+                    .map_err(|e| format!("CUMEMLAB_MIN_FREE_2M `{v}`: {e}"))?
+            };
         }
         Ok(l)
     }
