@@ -67,7 +67,10 @@ fn info_shows_the_pressure_of_a_wedged_gb10_and_the_guard_stops() {
         out.contains("free 2 MiB blocks (buddyinfo, order 9 at 4 KiB pages): 0 B in 0 blocks"),
         "{out}"
     );
-    assert!(out.contains("cgroup v2 memory: 16.7 GiB used, limit none"), "{out}");
+    assert!(
+        out.contains("cgroup v2 memory: 16.7 GiB used, limit none"),
+        "{out}"
+    );
     // The guard's verdict names the figure, the limit and the report.
     assert!(
         out.contains("would stop a 1 GiB allocation: unified memory fragmented: free blocks of 2 MiB and larger hold 0 B (limit 1 GiB"),
@@ -109,10 +112,16 @@ fn the_guard_thresholds_are_settable_and_psi_stops_too() {
         &["info"],
         "buddyinfo-wedged.txt",
         "pressure-memory-stalling.txt",
-        &[("CUMEMLAB_PSI_FULL_MAX", "50"), ("CUMEMLAB_MIN_FREE_2M", "0")],
+        &[
+            ("CUMEMLAB_PSI_FULL_MAX", "50"),
+            ("CUMEMLAB_MIN_FREE_2M", "0"),
+        ],
     );
     let (out, _) = text(&o);
-    assert!(out.contains("would go ahead (stops at PSI full avg10 >= 50.0%"), "{out}");
+    assert!(
+        out.contains("would go ahead (stops at PSI full avg10 >= 50.0%"),
+        "{out}"
+    );
     // A threshold that does not parse is named.
     let o = on_gb10(
         &["info"],
@@ -169,7 +178,11 @@ fn info_json_carries_psi_buddyinfo_and_cgroup_on_this_host() {
     }
     // Every Linux host with /proc/buddyinfo gives zones.
     if std::path::Path::new("/proc/buddyinfo").exists() {
-        assert!(p["buddyinfo"]["zones"].as_array().is_some_and(|z| !z.is_empty()));
+        assert!(
+            p["buddyinfo"]["zones"]
+                .as_array()
+                .is_some_and(|z| !z.is_empty())
+        );
     }
 }
 
@@ -200,11 +213,17 @@ fn watch_shows_psi_2mib_blocks_and_peaks() {
     );
     assert!(out.contains("cgroup 16.7 GiB"), "{out}");
     assert!(
-        out.contains("peaks since start: device used n/a  PSI full 42.00%  fewest 2 MiB blocks 3.02 GiB"),
+        out.contains(
+            "peaks since start: device used n/a  PSI full 42.00%  fewest 2 MiB blocks 3.02 GiB"
+        ),
         "{out}"
     );
     for l in out.lines() {
-        assert!(l.chars().count() <= 100, "{} columns: {l}", l.chars().count());
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
     }
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
@@ -218,7 +237,10 @@ fn watch_shows_psi_2mib_blocks_and_peaks() {
 #[test]
 fn watch_refuses_zero_counts_and_huge_intervals_and_fails_on_a_full_stdout() {
     for (args, phrase) in [
-        (&["watch", "--count", "0"][..], "--count 0 would take no sample"),
+        (
+            &["watch", "--count", "0"][..],
+            "--count 0 would take no sample",
+        ),
         (&["watch", "--interval", "1e20"][..], "is too long"),
     ] {
         let o = common::run(args);
@@ -253,7 +275,11 @@ fn watch_refuses_zero_counts_and_huge_intervals_and_fails_on_a_full_stdout() {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
     assert_eq!(doc["complete"], false, "a failed watch is not complete");
-    assert_eq!(doc["rows"].as_array().unwrap().len(), 1, "the sample taken is kept");
+    assert_eq!(
+        doc["rows"].as_array().unwrap().len(),
+        1,
+        "the sample taken is kept"
+    );
 }
 
 /// GB10's attributes as owners report them (issue 12: integrated, pageable memory access through
@@ -306,7 +332,10 @@ fn the_device_part_of_info_on_a_gb10() {
         pressure_stop: None,
     };
     let t = info::render(&r);
-    assert!(t.contains("memory architecture: integrated unified memory"), "{t}");
+    assert!(
+        t.contains("memory architecture: integrated unified memory"),
+        "{t}"
+    );
     // The usable estimate is MemAvailable (no swap here), not cuMemGetInfo's MemFree, and the
     // page cache that hides the difference is named with the fix.
     assert!(
@@ -314,7 +343,10 @@ fn the_device_part_of_info_on_a_gb10() {
         "{t}"
     );
     assert!(t.contains("cuMemGetInfo says 41.5 GiB"), "{t}");
-    assert!(t.contains("WARNING: the page cache holds") && t.contains("drop_caches"), "{t}");
+    assert!(
+        t.contains("WARNING: the page cache holds") && t.contains("drop_caches"),
+        "{t}"
+    );
     // No 2 x 8533 MHz x 256 bit = 546 GB/s "peak"; the reported 273 GB/s instead, with the source.
     assert!(!t.contains("546"), "{t}");
     assert!(
@@ -371,7 +403,10 @@ fn every_gb10_fixture_has_a_source_in_the_readme() {
         let cols: Vec<&str> = row.split('|').map(str::trim).collect();
         // | file | what | source | captured or constructed |
         assert!(cols.len() >= 5, "{row}");
-        assert!(cols[3].contains('#'), "{name}: the source names an issue or PR: {row}");
+        assert!(
+            cols[3].contains('#'),
+            "{name}: the source names an issue or PR: {row}"
+        );
         assert!(
             cols[4].starts_with("captured") || cols[4].starts_with("constructed"),
             "{name}: {row}"

@@ -1503,6 +1503,7 @@ mod tests {
             registered_register_ms: Some(400.0),
             registered_read_ms: Some(100.0),
             registered_read_gbps: Some(40.0),
+            registered_mode: Some("read-only".into()),
             pageable_read_ms: None,
             pageable_read_gbps: None,
             probe_device_max_bytes: Some(100 * GIB),

@@ -96,7 +96,10 @@ pub fn bandwidth_line(
     let clk = a.get("memory_clock_rate_khz");
     let l2 = fmt_bytes(a.get("l2_cache_bytes").max(0) as u64);
     let attrs = if bus > 0 && clk > 0 {
-        format!("memory bus {bus} bits at {} MHz (attributes), L2 {l2}", clk / 1000)
+        format!(
+            "memory bus {bus} bits at {} MHz (attributes), L2 {l2}",
+            clk / 1000
+        )
     } else {
         format!("memory bus width or clock not reported, L2 {l2}")
     };
@@ -109,9 +112,7 @@ pub fn bandwidth_line(
     let integrated = a.flag("integrated") || arch.is_unified();
     if integrated {
         let gb10 = if name.contains("GB10") {
-            format!(
-                "; owners report {GB10_REPORTED_GBPS:.0} GB/s for GB10 (LPDDR5x, 256-bit)"
-            )
+            format!("; owners report {GB10_REPORTED_GBPS:.0} GB/s for GB10 (LPDDR5x, 256-bit)")
         } else {
             String::new()
         };
@@ -256,7 +257,12 @@ pub fn render(r: &InfoReport) -> String {
             fmt_bytes(d.cumemgetinfo_free_bytes),
             fmt_bytes(d.cumemgetinfo_total_bytes)
         ));
-        out.push_str(&bandwidth_line(&d.name, d.architecture, &d.attributes, None));
+        out.push_str(&bandwidth_line(
+            &d.name,
+            d.architecture,
+            &d.attributes,
+            None,
+        ));
         out.push('\n');
         out.push_str(&format!(
             "memory architecture: {}. {}\n",
@@ -341,22 +347,39 @@ mod tests {
         ]);
         let arch = MemoryArchitecture::classify(&gb10);
         let l = bandwidth_line("NVIDIA GB10", arch, &gb10, None);
-        assert!(!l.contains("546"), "no 2 x clock x width peak on LPDDR: {l}");
-        assert!(l.contains("no theoretical peak") && l.contains("273 GB/s"), "{l}");
+        assert!(
+            !l.contains("546"),
+            "no 2 x clock x width peak on LPDDR: {l}"
+        );
+        assert!(
+            l.contains("no theoretical peak") && l.contains("273 GB/s"),
+            "{l}"
+        );
         // Measured figures win, and say so.
         let m = MeasuredBandwidth {
             fill_gbps: 221.4,
             read_gbps: 240.6,
         };
         let l = bandwidth_line("NVIDIA GB10", arch, &gb10, Some(m));
-        assert!(l.starts_with("bandwidth measured in this run: fill 221 GB/s, read 241 GB/s"), "{l}");
+        assert!(
+            l.starts_with("bandwidth measured in this run: fill 221 GB/s, read 241 GB/s"),
+            "{l}"
+        );
         // A discrete HBM card: the derived peak, with its formula.
         let h200 = DeviceAttributes::from_pairs(&[
             ("memory_clock_rate_khz", 3_201_000),
             ("global_memory_bus_width_bits", 6144),
         ]);
-        let l = bandwidth_line("NVIDIA H200", MemoryArchitecture::classify(&h200), &h200, None);
-        assert!(l.contains("theoretical 4917 GB/s = 2 x clock x width / 8"), "{l}");
+        let l = bandwidth_line(
+            "NVIDIA H200",
+            MemoryArchitecture::classify(&h200),
+            &h200,
+            None,
+        );
+        assert!(
+            l.contains("theoretical 4917 GB/s = 2 x clock x width / 8"),
+            "{l}"
+        );
         assert!(l.contains("not measured"), "{l}");
     }
 }

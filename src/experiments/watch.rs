@@ -32,9 +32,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
     let d = match t.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Duration::try_from_secs_f64(v).map_err(|_| {
-            format!("duration `{s}` is too long: give at most {MAX_DURATION_TEXT}")
-        })?,
+        Ok(v) if v.is_finite() && v > 0.0 => Duration::try_from_secs_f64(v)
+            .map_err(|_| format!("duration `{s}` is too long: give at most {MAX_DURATION_TEXT}"))?,
         Ok(_) => {
             return Err(format!(
                 "duration `{s}` is not positive: give for example 1s or 500ms"
@@ -65,9 +64,14 @@ const MAX_DURATION_TEXT: &str = "7 days (for example 1h or 30s)";
 /// `--count`: a whole number of samples, at least 1.
 pub fn parse_count(s: &str) -> std::result::Result<u64, String> {
     match s.trim().parse::<u64>() {
-        Ok(0) => Err("--count 0 would take no sample: give 1 or more, or leave it out to watch until Ctrl-C".into()),
+        Ok(0) => Err(
+            "--count 0 would take no sample: give 1 or more, or leave it out to watch until Ctrl-C"
+                .into(),
+        ),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("--count `{s}` is not a whole number of samples: give for example 10")),
+        Err(_) => Err(format!(
+            "--count `{s}` is not a whole number of samples: give for example 10"
+        )),
     }
 }
 
@@ -227,9 +231,12 @@ impl WatchSample {
             _ => None,
         };
         self.peak_device_used_bytes = max_opt(prev.and_then(|p| p.peak_device_used_bytes), used);
-        self.peak_psi_full_avg10 =
-            max_opt(prev.and_then(|p| p.peak_psi_full_avg10), self.psi_full_avg10);
-        self.min_free_2m_bytes = min_opt(prev.and_then(|p| p.min_free_2m_bytes), self.free_2m_bytes);
+        self.peak_psi_full_avg10 = max_opt(
+            prev.and_then(|p| p.peak_psi_full_avg10),
+            self.psi_full_avg10,
+        );
+        self.min_free_2m_bytes =
+            min_opt(prev.and_then(|p| p.min_free_2m_bytes), self.free_2m_bytes);
         self.peak_cgroup_current_bytes = max_opt(
             prev.and_then(|p| p.peak_cgroup_current_bytes),
             self.cgroup_current_bytes,
@@ -353,7 +360,12 @@ pub fn render(s: &WatchSample, dev: Option<&DeviceView>, absent: Option<&str>) -
         total,
         "(can be counted on)",
     ));
-    out.push_str(&line("  MemFree", s.mem_free_bytes, total, "(not even cache)"));
+    out.push_str(&line(
+        "  MemFree",
+        s.mem_free_bytes,
+        total,
+        "(not even cache)",
+    ));
     out.push_str(&line("  Cached", s.cached_bytes, total, "(page cache)"));
     if s.swap_total_bytes > 0 {
         out.push_str(&line(
@@ -439,7 +451,10 @@ pub fn main(args: WatchArgs) -> Result<()> {
         // The sample is kept before it is shown, so --out holds what stdout was sent.
         sink.push(s.clone())?;
         prev = Some(s);
-        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
             Ok(()) => {}
             // A closed pipe (`watch | head`): SIGPIPE ends the process quietly (see
             // `install_interrupt_handlers`; the --out document keeps its rows, incomplete); where
@@ -543,10 +558,20 @@ mod tests {
         let s = first;
         let t = render(&s, None, Some("no libcuda"));
         for l in t.lines() {
-            assert!(l.chars().count() <= MAX_LINE, "{} columns: {l}", l.chars().count());
+            assert!(
+                l.chars().count() <= MAX_LINE,
+                "{} columns: {l}",
+                l.chars().count()
+            );
         }
-        assert!(t.contains("PSI some 3.25% full 1.50%") && t.contains("2 MiB blocks 40 MiB"), "{t}");
-        assert!(t.contains("peaks since start") && t.contains("fewest 2 MiB blocks 40 MiB"), "{t}");
+        assert!(
+            t.contains("PSI some 3.25% full 1.50%") && t.contains("2 MiB blocks 40 MiB"),
+            "{t}"
+        );
+        assert!(
+            t.contains("peaks since start") && t.contains("fewest 2 MiB blocks 40 MiB"),
+            "{t}"
+        );
         assert!(t.contains("device: absent (no libcuda)"), "{t}");
         assert!(t.contains("MemAvailable") && t.contains("SwapFree"), "{t}");
         // MemAvailable 98_566_144 KiB of 125_520_512 KiB: 94.00 of 119.71 GiB, 78.5%.

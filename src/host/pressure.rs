@@ -120,7 +120,13 @@ impl BuddyInfo {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = || format!("line {}: `{}` is not `Node N, zone NAME counts...`", n + 1, line.trim());
+            let bad = || {
+                format!(
+                    "line {}: `{}` is not `Node N, zone NAME counts...`",
+                    n + 1,
+                    line.trim()
+                )
+            };
             let rest = line.trim().strip_prefix("Node").ok_or_else(bad)?;
             let (node, rest) = rest.split_once(',').ok_or_else(bad)?;
             let node: u32 = node.trim().parse().map_err(|_| bad())?;
@@ -338,7 +344,11 @@ mod tests {
         assert_eq!(p.full_avg10, 0.75);
         assert_eq!(p.full_avg60, 0.10);
         assert!(Psi::parse("").unwrap_err().contains("some"));
-        assert!(Psi::parse("some avg10=x avg60=0").unwrap_err().contains("avg10"));
+        assert!(
+            Psi::parse("some avg10=x avg60=0")
+                .unwrap_err()
+                .contains("avg10")
+        );
         assert!(Psi::parse("cpu avg10=1").unwrap_err().contains("unknown"));
         assert!(Psi::parse("some avg10=-1 avg60=0").is_err());
     }
@@ -396,7 +406,9 @@ mod tests {
         let p = HostPressure::read();
         // Every source is either read or listed as unavailable with a reason.
         assert_eq!(
-            p.psi.is_some() as usize + p.buddyinfo.is_some() as usize + p.cgroup.is_some() as usize
+            p.psi.is_some() as usize
+                + p.buddyinfo.is_some() as usize
+                + p.cgroup.is_some() as usize
                 + p.unavailable.len(),
             3,
             "{p:?}"

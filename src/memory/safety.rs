@@ -118,7 +118,10 @@ impl Budget {
     ) -> Result<Forced, String> {
         if self.unified {
             pressure_check_now(bytes).map_err(|why| {
-                format!("{strategy} {}: {why}; --force does not lift this one", fmt_bytes(bytes))
+                format!(
+                    "{strategy} {}: {why}; --force does not lift this one",
+                    fmt_bytes(bytes)
+                )
             })?;
         }
         match self.check(strategy, bytes) {
@@ -331,13 +334,25 @@ mod tests {
         assert!(l.check(&healthy, 100 * GIB).is_ok());
         // Thrashing: PSI full avg10 at the limit stops any request.
         let e = l
-            .check(&pressure(12.5, "Node 0, zone Normal 0 0 0 0 0 0 0 0 0 0 600"), 1)
+            .check(
+                &pressure(12.5, "Node 0, zone Normal 0 0 0 0 0 0 0 0 0 0 600"),
+                1,
+            )
             .unwrap_err();
-        assert!(e.contains("PSI full avg10 is 12.50%") && e.contains("limit 10.00%"), "{e}");
+        assert!(
+            e.contains("PSI full avg10 is 12.50%") && e.contains("limit 10.00%"),
+            "{e}"
+        );
         // Fragmented: 40 MiB in 2 MiB+ blocks, lots of small ones.
-        let frag = pressure(0.0, "Node 0, zone Normal 90000 50000 20000 9000 4000 1000 300 80 20 4 8");
+        let frag = pressure(
+            0.0,
+            "Node 0, zone Normal 90000 50000 20000 9000 4000 1000 300 80 20 4 8",
+        );
         let e = l.check(&frag, GIB).unwrap_err();
-        assert!(e.contains("hold 40 MiB") && e.contains("limit 1 GiB"), "{e}");
+        assert!(
+            e.contains("hold 40 MiB") && e.contains("limit 1 GiB"),
+            "{e}"
+        );
         assert!(e.contains("#23"), "{e}");
         // A request the existing supply covers goes ahead.
         assert!(l.check(&frag, 32 << 20).is_ok());
