@@ -311,15 +311,37 @@ pub fn render(r: &InfoReport) -> String {
 
 /// `cumemlab info` options.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json")]
+#[command(
+    after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json\n  cumemlab info --who-sees 1GiB"
+)]
 pub struct InfoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Allocate SIZE with every strategy (one at a time, within the safety rules) and show what
+    /// each accounting source saw after the allocation and after the first GPU touch.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = crate::units::parse_size)]
+    pub who_sees: Option<u64>,
+    /// Device for --who-sees.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
+    pub device: i32,
 }
 
 /// Runs `info` and prints it.
 pub fn main(args: InfoArgs) -> crate::error::Result<()> {
+    if let Some(bytes) = args.who_sees {
+        let drv = super::require_driver()?;
+        let gpu = super::Gpu::open(&drv, args.device)?;
+        let w = super::visibility::run(&gpu, bytes, crate::memory::safety::DEFAULT_HEADROOM)?;
+        if args.json {
+            let text = serde_json::to_string_pretty(&w)
+                .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
+            println!("{text}");
+        } else {
+            print!("{}", super::visibility::render(&w));
+        }
+        return Ok(());
+    }
     let r = collect();
     if args.json {
         let text = serde_json::to_string_pretty(&r)
