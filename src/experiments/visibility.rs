@@ -145,15 +145,9 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
             }
             Err(e) => return Err(e.into()),
         };
-        let after_alloc = Seen::take(gpu)?;
-        out.rows.push(WhoSeesRow::between(
-            dev,
-            st,
-            bytes,
-            "alloc",
-            &before,
-            &after_alloc,
-        ));
+        let row =
+            |stage: &str, after: &Seen| WhoSeesRow::between(dev, st, bytes, stage, &before, after);
+        out.rows.push(row("alloc", &Seen::take(gpu)?));
         let page = crate::host::facts::page_size();
         if a.writable() {
             gpu.kernels
@@ -162,15 +156,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
             gpu.kernels
                 .touch_read(&gpu.stream, a.device_ptr(), bytes, page)?;
         }
-        let after_touch = Seen::take(gpu)?;
-        out.rows.push(WhoSeesRow::between(
-            dev,
-            st,
-            bytes,
-            "first_touch",
-            &before,
-            &after_touch,
-        ));
+        out.rows.push(row("first_touch", &Seen::take(gpu)?));
         a.free()?;
     }
     Ok(out)
