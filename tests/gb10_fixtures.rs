@@ -413,3 +413,20 @@ fn every_gb10_fixture_has_a_source_in_the_readme() {
         );
     }
 }
+
+#[test]
+fn the_lab_report_prefers_the_bandwidth_its_selftest_measured() {
+    // A real two-H200 lab folder, re-rendered: each device's bandwidth line cites its selftest.
+    let src = common::repo().join("tests/fixtures/results/h200x2-lab");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("results.json"), dir.path().join("results.json")).unwrap();
+    let o = common::run(&["lab", "--from", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("Device 0: bandwidth measured in this run: fill "))
+        .unwrap_or_else(|| panic!("no measured bandwidth line:\n{md}"));
+    assert!(line.contains("(selftest medians)"), "{line}");
+    assert!(!line.contains("theoretical"), "{line}");
+}

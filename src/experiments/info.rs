@@ -82,6 +82,22 @@ pub struct MeasuredBandwidth {
     pub read_gbps: f64,
 }
 
+impl MeasuredBandwidth {
+    /// The fill and read kernel medians of a selftest, when it measured both.
+    pub fn from_selftest(s: &super::selftest::SelftestReport) -> Option<MeasuredBandwidth> {
+        let median = |op: &str| {
+            s.bandwidth
+                .iter()
+                .find(|b| b.op == op)
+                .map(|b| b.gbps.median)
+        };
+        Some(MeasuredBandwidth {
+            fill_gbps: median("fill kernel")?,
+            read_gbps: median("read kernel")?,
+        })
+    }
+}
+
 /// The bandwidth line: where its figure comes from. A measured figure wins; without one, a
 /// discrete card's theoretical peak from the attributes (formula named); on integrated or
 /// unified memory (LPDDR, where the clock attribute's meaning is not HBM's and the formula is
