@@ -197,23 +197,24 @@ impl PressureLimits {
     /// Ok when a request of `bytes` may go ahead under `p`; else one sentence with the figure,
     /// the limit, and how to proceed. A source that could not be read does not stop anything.
     pub fn check(&self, p: &HostPressure, bytes: u64) -> Result<(), String> {
-        if let Some(full) = p.psi_full_avg10() {
-            if full >= self.psi_full_avg10_max {
-                return Err(format!(
-                    "unified memory under pressure: PSI full avg10 is {full:.2}% (limit {:.2}%, CUMEMLAB_PSI_FULL_MAX): every task stalled on memory that share of the last 10 s; wait for it to fall or free memory",
-                    self.psi_full_avg10_max
-                ));
-            }
+        if let Some(full) = p.psi_full_avg10()
+            && full >= self.psi_full_avg10_max
+        {
+            return Err(format!(
+                "unified memory under pressure: PSI full avg10 is {full:.2}% (limit {:.2}%, CUMEMLAB_PSI_FULL_MAX): every task stalled on memory that share of the last 10 s; wait for it to fall or free memory",
+                self.psi_full_avg10_max
+            ));
         }
-        if let Some(free_2m) = p.free_2m_bytes() {
-            if free_2m < self.min_free_2m_bytes && bytes > free_2m {
-                return Err(format!(
-                    "unified memory fragmented: free blocks of 2 MiB and larger hold {} (limit {}, CUMEMLAB_MIN_FREE_2M) and the request is {}: backing it needs compaction, where GB10 owners saw NV_ERR_NO_MEMORY and host wedges (MiaAI-Lab/DeepSeek-v4.1-Flash-DGX-Sparks #23); drop the page cache and compact (`sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory'`) or set CUMEMLAB_MIN_FREE_2M=0",
-                    fmt_bytes(free_2m),
-                    fmt_bytes(self.min_free_2m_bytes),
-                    fmt_bytes(bytes)
-                ));
-            }
+        if let Some(free_2m) = p.free_2m_bytes()
+            && free_2m < self.min_free_2m_bytes
+            && bytes > free_2m
+        {
+            return Err(format!(
+                "unified memory fragmented: free blocks of 2 MiB and larger hold {} (limit {}, CUMEMLAB_MIN_FREE_2M) and the request is {}: backing it needs compaction, where GB10 owners saw NV_ERR_NO_MEMORY and host wedges (MiaAI-Lab/DeepSeek-v4.1-Flash-DGX-Sparks #23); drop the page cache and compact (`sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory'`) or set CUMEMLAB_MIN_FREE_2M=0",
+                fmt_bytes(free_2m),
+                fmt_bytes(self.min_free_2m_bytes),
+                fmt_bytes(bytes)
+            ));
         }
         Ok(())
     }
