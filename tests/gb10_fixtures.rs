@@ -430,3 +430,20 @@ fn the_lab_report_prefers_the_bandwidth_its_selftest_measured() {
     assert!(line.contains("(selftest medians)"), "{line}");
     assert!(!line.contains("theoretical"), "{line}");
 }
+
+#[test]
+fn cache_status_on_a_gb10_page_cache_of_60_gb() {
+    let o = on_gb10(
+        &["cache", "--host-only"],
+        "buddyinfo-fresh.txt",
+        "pressure-memory-calm.txt",
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    // The reported figures: MemFree 41.52, MemAvailable 115.65, Cached 72.64 GiB.
+    assert!(out.contains("| MemFree           | 41.52 "), "{out}");
+    assert!(out.contains("| MemAvailable      | 115.65"), "{out}");
+    assert!(out.contains("| reclaimable cache | 72.64 "), "{out}");
+    assert!(out.contains("on GB10 it would equal MemFree"), "{out}");
+}

@@ -275,6 +275,13 @@ fn run_device(
                         fmt_bytes(size)
                     ))?;
                 }
+                // cuMemHostRegister on GB10 (antirez/ds4 PR #158): skipped with the reason.
+                Err(Error::Driver(e)) if e.is_not_supported() => {
+                    sink.skip(format!(
+                        "device {dev} {st}@{}: not supported by the driver: {e}",
+                        fmt_bytes(size)
+                    ))?;
+                }
                 Err(e) => return Err(e),
             }
             progress.inc();

@@ -52,11 +52,6 @@ fn read_only_supported(ctx: &Context) -> bool {
         .is_ok_and(|v| v == 1)
 }
 
-fn is_not_supported(e: &Error) -> bool {
-    e.driver_error()
-        .is_some_and(|d| d.code == sys::CUDA_ERROR_NOT_SUPPORTED)
-}
-
 enum Map {
     Anon(MmapMut),
     File(Mmap),
@@ -133,7 +128,7 @@ impl RegisteredAlloc {
             match a.register(Map::File(m), RegisterMode::ReadOnly) {
                 Ok(()) => return a.finish(),
                 // The attribute said yes and the call says no: fall back below.
-                Err(e) if is_not_supported(&e) => a.map = None,
+                Err(e) if e.is_not_supported() => a.map = None,
                 Err(e) => return Err(e),
             }
         }
