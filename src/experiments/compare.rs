@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::lab::{self, LabResults};
 use super::sweep::{SweepRow, phase};
 use crate::error::{Error, Result};
+use crate::report::headline;
 use crate::report::markdown::Page;
 use crate::report::plots::{BarChart, BarSeries, LineChart, Scale, Series, bar_chart, line_chart};
 use crate::report::sink::{now_rfc3339, read_checked_json, read_document, to_json};
@@ -85,8 +86,43 @@ pub struct CompareReport {
     pub created_at: String,
     pub columns: Vec<Column>,
     pub machines: Vec<FactRow>,
+    /// The headline table of every machine, side by side (first in every output).
+    #[serde(default)]
+    pub headline: Option<HeadlineTable>,
     pub tables: Vec<CompareTable>,
 }
+
+/// The "what memory costs" table of several machines: header and rows as printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadlineTable {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// "A, device: use it when ...", per machine and strategy.
+    #[serde(default)]
+    pub uses: Vec<String>,
+}
+
+/// Each machine's headline (`None` where its input has no sweep for that device), as one table.
+fn headline_table(inputs: &[Input], cols: &[(usize, Column)]) -> Option<HeadlineTable> {
+    let heads: Vec<Option<headline::Headline>> = cols
+        .iter()
+        .map(|(i, c)| {
+            headline::from_lab(&inputs[*i].results)
+                .into_iter()
+                .find(|h| Some(h.device) == c.device)
+        })
+        .collect();
+    if heads.iter().all(Option::is_none) {
+        return None;
+    }
+    let ids: Vec<String> = cols.iter().map(|c| c.1.id.clone()).collect();
+    let refs: Vec<Option<&headline::Headline>> = heads.iter().map(Option::as_ref).collect();
+    let (header, rows, uses) = headline::compare_table(&ids, &refs);
+    Some(HeadlineTable { header, rows, uses })
+}
+
+/// The headline table's title.
+const HEADLINE_TITLE: &str = "What memory costs on each machine, per GiB (each machine at its own largest sweep size; ratios against A)";
 
 // ---------------------------------------------------------------- reading
 
@@ -609,6 +645,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         experiment: "compare".into(),
         created_at: now_rfc3339(),
+        headline: headline_table(inputs, &cols),
         columns: cols.into_iter().map(|c| c.1).collect(),
         machines,
         tables,
@@ -749,6 +786,17 @@ pub fn render_text(rep: &CompareReport) -> String {
         out.push_str(&format!("{} = {}\n", c.id, c.label));
     }
     out.push('\n');
+    if let Some(h) = &rep.headline {
+        let mut t = new_table(&h.header);
+        for l in &h.rows {
+            t.add_row(l.clone());
+        }
+        out.push_str(&format!("{HEADLINE_TITLE}\n{t}\n"));
+        for u in &h.uses {
+            out.push_str(&format!("- {u}\n"));
+        }
+        out.push('\n');
+    }
     let mut header = vec!["".to_string()];
     header.extend(rep.columns.iter().map(|c| c.id.clone()));
     let mut t = new_table(&header);
@@ -794,6 +842,13 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
     ));
     let mut findings = Vec::new();
     let mut body = Page::new("");
+    if let Some(h) = &rep.headline {
+        body.h2("What memory costs on each machine");
+        body.table(HEADLINE_TITLE, &h.header, h.rows.clone());
+        body.bullets(h.uses.clone());
+        body.para("Per strategy and machine, the figures of each machine's own headline table (allocation: least-squares slope and intercept of the alloc time against the size; first touches and bandwidth at the machine's largest sweep size; largest single allocation from the probe), then each machine's value over A's. A ratio above 1 is better where higher is better, worse where lower is.");
+    }
+    let head_blocks = body.blocks.len();
     body.h2("Machines");
     let mut header = vec!["".to_string()];
     header.extend(rep.columns.iter().map(|c| c.id.clone()));
@@ -1044,6 +1099,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         body.h2("Memory accounting");
         table(&mut body, "accounting.start_gib");
     }
+    headline::lift(&mut p, &mut body, head_blocks);
     p.h2("Findings");
     if findings.is_empty() {
         p.para("No measurement common to the machines to compare.");

@@ -1519,6 +1519,11 @@ fn summary(r: &LabResults, dir: &Path, findings: &[String]) -> String {
         }
         out.push('\n');
     }
+    let heads = crate::report::headline::from_lab(r);
+    if !heads.is_empty() {
+        out.push_str(&crate::report::headline::render_all(&heads));
+        out.push('\n');
+    }
     out.push_str(&format!(
         "Open {} in a browser, or read {}.\n",
         dir.join("report.html").display(),

@@ -336,7 +336,7 @@ pub fn render(r: &SelftestReport) -> String {
             format!("{:.1}", b.gbps.min),
             format!("{:.1}", b.gbps.max),
             format!("{:.2}", 100.0 * b.gbps.cv),
-            format!("{:.1}", b.percent_of_memset),
+            crate::report::headline::pct_vs(b.percent_of_memset, 95.0),
         ]);
     }
     out.push_str(&format!("{t}\n"));

@@ -553,7 +553,8 @@ fn baselines(
 
 // ---------------------------------------------------------------- tables and findings
 
-fn find<'a>(
+/// The row of `dev`, `st`, `bytes` and `phase`.
+pub fn find<'a>(
     rows: &'a [SweepRow],
     dev: i32,
     st: &str,
@@ -873,9 +874,9 @@ pub fn findings(rows: &[SweepRow], dev: i32) -> Vec<String> {
         ) {
             let pct = 100.0 * f / m;
             out.push(format!(
-                "At {} the fill kernel reaches {:.1}% of cuMemsetD32 ({:.0} vs {:.0} GB/s){}.",
+                "At {} the fill kernel reaches {}% of cuMemsetD32 ({:.0} vs {:.0} GB/s){}.",
                 fmt_bytes(*b),
-                pct,
+                crate::report::headline::pct_vs(pct, 95.0),
                 f,
                 m,
                 if pct >= 95.0 { "" } else { ": BELOW the 95% the protocol requires, so kernel bandwidth understates this memory" }
@@ -1001,6 +1002,10 @@ pub fn main(args: SweepArgs) -> Result<()> {
         print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         print!("{}", render(&sink.doc));
+        print!(
+            "{}",
+            crate::report::headline::render_all(&crate::report::headline::from_sweep(&sink.doc))
+        );
         println!("sweep took {:.1} s", t.elapsed().as_secs_f64());
     }
     if was_interrupted {

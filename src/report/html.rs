@@ -59,7 +59,7 @@ div.table{display:inline-block;vertical-align:top;max-width:100%;margin:.6em 28p
 .tcap{font-weight:600;font-size:.92em;padding:4px 0}.tw{overflow-x:auto;max-width:100%}\
 table{border-collapse:collapse;font-size:.9em}\
 th,td{border:1px solid #d5d8dc;padding:4px 8px;text-align:left;white-space:nowrap}\
-th{background:#eef0f3}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#eef0f3;white-space:normal}td.w{white-space:normal;min-width:7em}td.s{white-space:normal;min-width:24em}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 figure{margin:1.2em 0 2em}figure svg{width:100%;height:auto;border:1px solid #e3e5e8}\
 figcaption{font-size:.92em;color:#444;margin-top:.4em;line-height:1.45}\
 nav ul{columns:2;font-size:.95em}.findings li{margin:.35em 0}";
@@ -126,6 +126,12 @@ pub fn to_html(page: &Page) -> String {
                     for c in r {
                         if is_numeric(c) {
                             body.push_str(&format!("<td class=\"n\">{}</td>", inline(c)));
+                        } else if c.chars().count() > 60 {
+                            // A sentence (the headline's "use it when"): wrap it, widely.
+                            body.push_str(&format!("<td class=\"s\">{}</td>", inline(c)));
+                        } else if c.chars().count() > 16 {
+                            // A value with its spread: may take two lines.
+                            body.push_str(&format!("<td class=\"w\">{}</td>", inline(c)));
                         } else {
                             body.push_str(&format!("<td>{}</td>", inline(c)));
                         }

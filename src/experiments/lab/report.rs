@@ -10,6 +10,7 @@
 use super::{LabResults, StepStatus};
 use crate::error::Result;
 use crate::experiments::sweep::{SweepRow, phase};
+use crate::report::headline;
 use crate::report::markdown::Page;
 use crate::report::plots::{
     BarChart, BarSeries, LineChart, RefLine, Scale, Series, bar_chart, line_chart,
@@ -123,6 +124,15 @@ pub fn build(r: &LabResults) -> Result<LabPage> {
     intro(r, &mut p);
     // Figures and tables are numbered in page order, and the findings come first on the page:
     // build the body first, then put the findings above it with the numbers the body gave.
+    // The headline table is the body's first (Table 1) and is lifted above the findings.
+    let heads = headline::from_lab(r);
+    if !heads.is_empty() {
+        body.h2("What memory costs on this machine");
+        for h in &heads {
+            h.add_to(&mut body);
+        }
+    }
+    let head_blocks = body.blocks.len();
     steps_and_machine(r, &mut body);
     selftest(r, &mut body, &mut findings);
     sweep(r, &mut body, &mut findings)?;
@@ -133,20 +143,78 @@ pub fn build(r: &LabResults) -> Result<LabPage> {
     plan(r, &mut body, &mut findings);
     files(r, &mut body);
 
+    headline::lift(&mut p, &mut body, head_blocks);
     p.h2("Findings");
     let groups = findings.grouped();
     if groups.is_empty() {
         p.para("No findings: no experiment produced numbers to compare (see the steps below).");
     }
-    for (g, items) in groups {
-        p.para(format!("**{g}**"));
-        p.bullets(items);
-    }
+    findings_by_strategy(&heads, groups, &mut p);
     p.blocks.extend(body.blocks);
     Ok(LabPage {
         page: p,
         findings: findings.items.into_iter().map(|(_, f)| f).collect(),
     })
+}
+
+/// The strategy a finding is about: the one its sentence starts with (after the "Figure N: "
+/// label), as in "managed: the CPU's first touch ...".
+fn finding_strategy<'a>(f: &str, strategies: &'a [String]) -> Option<&'a String> {
+    let rest = f.split_once(": ").map_or(f, |(_, r)| r);
+    strategies
+        .iter()
+        .find(|st| rest.starts_with(&format!("{st}: ")))
+}
+
+/// The findings as the detail under the headline table: those about one strategy under that
+/// row's name (per device), then the rest by experiment.
+fn findings_by_strategy(
+    heads: &[headline::Headline],
+    groups: Vec<(String, Vec<String>)>,
+    p: &mut Page,
+) {
+    let mut rest: Vec<(String, Vec<String>)> = Vec::new();
+    let mut by_row: Vec<(String, Vec<String>)> = Vec::new();
+    for (g, items) in groups {
+        let h = heads
+            .iter()
+            .find(|h| g.contains(&format!("device {} ", h.device)));
+        let strategies: Vec<String> = h.map_or(Vec::new(), |h| {
+            h.rows.iter().map(|r| r.strategy.clone()).collect()
+        });
+        let mut other = Vec::new();
+        for f in items {
+            match (h, finding_strategy(&f, &strategies)) {
+                (Some(h), Some(st)) => {
+                    let key = if heads.len() > 1 {
+                        format!("{st}, device {}", h.device)
+                    } else {
+                        st.clone()
+                    };
+                    match by_row.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, v)) => v.push(f),
+                        None => by_row.push((key, vec![f])),
+                    }
+                }
+                _ => other.push(f),
+            }
+        }
+        if !other.is_empty() {
+            rest.push((g, other));
+        }
+    }
+    if !by_row.is_empty() {
+        p.para("By strategy (the rows of the table above):");
+        for (k, items) in by_row {
+            p.para(format!("**{k}**"));
+            p.bullets(items);
+        }
+        p.para("Across strategies, by experiment:");
+    }
+    for (g, items) in rest {
+        p.para(format!("**{g}**"));
+        p.bullets(items);
+    }
 }
 
 fn intro(r: &LabResults, p: &mut Page) {
@@ -350,7 +418,7 @@ fn selftest(r: &LabResults, p: &mut Page, findings: &mut Findings) {
                 format!("{:.1}", b.gbps.min),
                 format!("{:.1}", b.gbps.max),
                 format!("{:.2}", 100.0 * b.gbps.cv),
-                format!("{:.1}", b.percent_of_memset),
+                headline::pct_vs(b.percent_of_memset, 95.0),
             ]);
         }
     }
@@ -385,9 +453,9 @@ fn selftest(r: &LabResults, p: &mut Page, findings: &mut Findings) {
         ));
         if let Some(f) = fill {
             findings.push(format!(
-                "{t2}: on device {} the fill kernel reaches {:.1}% of cuMemsetD32 ({:.0} GB/s){}.",
+                "{t2}: on device {} the fill kernel reaches {}% of cuMemsetD32 ({:.0} GB/s){}.",
                 s.device,
-                f.percent_of_memset,
+                headline::pct_vs(f.percent_of_memset, 95.0),
                 f.gbps.median,
                 if s.fill_reaches_95_percent_of_memset {
                     ": kernel bandwidth figures can be trusted"
