@@ -660,6 +660,12 @@ pub fn run_effect(
     budget
         .check(Strategy::Device, opts.alloc_bytes)
         .map_err(|why| Error::usage(format!("--size: {why}; give a smaller --size")))?;
+    // On unified memory, the pressure guard before anything is allocated (exit 1: the host's
+    // state, not the request, stops it).
+    if budget.unified {
+        crate::memory::safety::pressure_check_now(fill_bytes.max(opts.alloc_bytes))
+            .map_err(|why| Error::Failed(format!("cache effect: {why}")))?;
+    }
 
     let probe_opts = opts.probe_resolution_bytes.map(|res| ProbeOptions {
         strategies: vec![Strategy::Device],
