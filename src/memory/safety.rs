@@ -9,7 +9,8 @@
 //!   strategies are bounded by the card's free memory (the driver refuses beyond it, safely).
 //! - `--force` lifts the limit with a printed warning, except for `managed` past the card's free
 //!   memory on a discrete GPU, which [`Budget::check_forced`] refuses even then.
-//! - Unified memory, before every allocation of `sweep`, `probe` and `layout`: the pressure guard
+//! - Unified memory, before every allocation of `sweep`, `probe`, `layout`, `cache effect` and
+//!   `info --who-sees`: the pressure guard
 //!   ([`PressureLimits`]) stops when PSI full avg10 or the supply of free 2 MiB blocks says the
 //!   host is near a wedge; `--force` does not lift it (the thresholds are set by environment).
 //!
