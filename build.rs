@@ -2,6 +2,27 @@
 //! loading: nothing links against libcuda at build time, so the binary runs on hosts with no GPU),
 //! and compiles `kernels/*.cu` with nvcc into one fatbin that the binary embeds.
 //!
+//! The `cc` crate finds and configures the CUDA compiler (`cc::Build::new().cuda(true)`), so the
+//! variables Rust users expect work here as in any `-sys` crate: `NVCC` (and its per-target forms
+//! `NVCC_<target>`, `TARGET_NVCC`, `HOST_NVCC`) picks nvcc, `CXX` picks the host compiler nvcc is
+//! given with `-ccbin` (for a cross build to aarch64, cc's choice for `TARGET`, e.g.
+//! `aarch64-linux-gnu-g++`), `CXXFLAGS`/`CRATE_CC_NO_DEFAULTS` shape the host-compiler flags, nvcc's
+//! own `NVCC_PREPEND_FLAGS`/`NVCC_APPEND_FLAGS` are honoured by nvcc and tracked by cc for
+//! rebuilds, and a bad variable gets cc's error message. The fatbin holds device code only, so it
+//! is the same for either target: the host compiler only preprocesses the kernels.
+//!
+//! One part does not go through cc: **running nvcc with `--fatbin`**. cc's `compile` produces object
+//! files and a static archive (`lib<name>.a`) to link into the crate, with the CUDA runtime
+//! (`cudart`) next to it; this tool binds the driver API and loads its kernels with
+//! `cuModuleLoadData` from one embedded fatbin, so it wants neither an object nor the runtime. So
+//! build.rs asks cc for the configured compiler (`Build::try_get_compiler`: path, arguments,
+//! environment) and runs that command itself with `--fatbin` and the `-gencode` list.
+//!
+//! The toolkit (for `cuda.h`, and for nvcc when no `NVCC` variable names one) is looked for at the
+//! `NVCC` variable's toolkit, `$CUDA_HOME`, `$CUDA_PATH`, `nvcc` on `PATH`, `/usr/local/cuda` and
+//! `.cuda-toolkit/`. With no `NVCC` variable set, cc would run a bare `nvcc` from `PATH`, so
+//! build.rs sets `NVCC` to the found toolkit's nvcc first: headers and compiler then match.
+//!
 //! Every failure ends the build with one sentence naming what is missing and the script that
 //! installs it (`scripts/install-cuda-toolkit.sh`).
 
@@ -127,6 +148,9 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
+    for var in nvcc_variables() {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -136,7 +160,7 @@ fn main() {
     );
     let toolkit = find_toolkit(&manifest).unwrap_or_else(|| {
         fail(&format!(
-            "no CUDA toolkit found (looked at $CUDA_HOME, $CUDA_PATH, nvcc on PATH, /usr/local/cuda and \
+            "no CUDA toolkit found (looked at $NVCC, $CUDA_HOME, $CUDA_PATH, nvcc on PATH, /usr/local/cuda and \
              .cuda-toolkit/): {INSTALL_HINT}"
         ))
     });
@@ -145,14 +169,25 @@ fn main() {
         toolkit.display()
     );
 
+    default_nvcc(&toolkit);
     generate_bindings(&toolkit, &out);
-    compile_kernels(&toolkit, &manifest, &out);
+    compile_kernels(&manifest, &out);
 }
 
 /// The toolkit root: a folder with `bin/nvcc` and `include/cuda.h`.
 fn find_toolkit(manifest: &Path) -> Option<PathBuf> {
     let ok = |p: &Path| p.join("bin/nvcc").is_file() && p.join("include/cuda.h").is_file();
     let mut candidates: Vec<PathBuf> = Vec::new();
+    // An nvcc named for cc (`NVCC` and its per-target forms) brings its own headers, unless it is
+    // a wrapper outside a toolkit.
+    for var in nvcc_variables() {
+        if let Some(v) = env::var_os(var).filter(|v| !v.is_empty())
+            && let Ok(real) = fs::canonicalize(v)
+            && let Some(root) = real.parent().and_then(Path::parent)
+        {
+            candidates.push(root.to_path_buf());
+        }
+    }
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Ok(v) = env::var(var)
             && !v.is_empty()
@@ -222,7 +257,7 @@ fn generate_bindings(toolkit: &Path, out: &Path) {
     }
 }
 
-fn compile_kernels(toolkit: &Path, manifest: &Path, out: &Path) {
+fn compile_kernels(manifest: &Path, out: &Path) {
     let kdir = manifest.join("kernels");
     let mut sources: Vec<PathBuf> = fs::read_dir(&kdir)
         .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", kdir.display())))
@@ -244,25 +279,20 @@ fn compile_kernels(toolkit: &Path, manifest: &Path, out: &Path) {
         fail(&format!("cannot write {}: {e}", unit_path.display()));
     }
 
-    let nvcc = toolkit.join("bin/nvcc");
+    let (mut cmd, nvcc) = configured_nvcc();
     let supported = supported_arches(&nvcc);
-    let mut args: Vec<String> = vec![
-        "--fatbin".into(),
-        "-O3".into(),
-        "-std=c++17".into(),
-        "-lineinfo".into(),
-        "-o".into(),
-        out.join("kernels.fatbin").display().to_string(),
-    ];
     let mut skipped = Vec::new();
+    cmd.arg("--fatbin")
+        .arg("-o")
+        .arg(out.join("kernels.fatbin"));
     for a in SASS_ARCHES {
         if supported.is_empty() || supported.iter().any(|s| s == a) {
-            args.push(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+            cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
         } else {
             skipped.push(*a);
         }
     }
-    args.push(format!(
+    cmd.arg(format!(
         "-gencode=arch=compute_{PTX_ARCH},code=compute_{PTX_ARCH}"
     ));
     if !skipped.is_empty() {
@@ -273,21 +303,26 @@ fn compile_kernels(toolkit: &Path, manifest: &Path, out: &Path) {
         );
     }
     if let Ok(extra) = env::var("CUMEMLAB_NVCC_FLAGS") {
-        args.extend(extra.split_whitespace().map(String::from));
+        cmd.args(extra.split_whitespace());
     }
-    args.push(unit_path.display().to_string());
-    let status = Command::new(&nvcc)
-        .args(&args)
-        .status()
-        .unwrap_or_else(|e| {
-            fail(&format!(
-                "cannot run {}: {e}; {INSTALL_HINT}",
-                nvcc.display()
-            ))
-        });
+    cmd.arg(&unit_path);
+    // The command as run (without its environment), for whoever wonders which compiler and
+    // flags built the kernels.
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let _ = fs::write(out.join("nvcc-command.txt"), line.join(" ") + "\n");
+    let status = cmd.status().unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot run {}: {e}; {INSTALL_HINT}",
+            nvcc.display()
+        ))
+    });
     if !status.success() {
         fail(&format!(
-            "nvcc failed to compile kernels/*.cu ({status}); see its messages above"
+            "{} failed to compile kernels/*.cu ({status}); see its messages above",
+            nvcc.display()
         ));
     }
     println!(
@@ -299,6 +334,57 @@ fn compile_kernels(toolkit: &Path, manifest: &Path, out: &Path) {
             .collect::<Vec<_>>()
             .join(",")
     );
+}
+
+/// nvcc as cc configures it for this build (see the module doc), as a command ready for the
+/// fatbin arguments, and the path of the nvcc it runs.
+fn configured_nvcc() -> (Command, PathBuf) {
+    let mut build = cc::Build::new();
+    build
+        .cuda(true)
+        // The driver API loads the fatbin; nothing links the CUDA runtime.
+        .cudart("none")
+        // A flag of nvcc itself (its front end and the host compiler): cc's `std` would reach
+        // only the host compiler.
+        .flag("-std=c++17")
+        // Kernels are measured, so they are optimised in every profile: cc would pass `-G`
+        // (device debug, no optimisation) in a debug build.
+        .opt_level(3)
+        .debug(false)
+        .flag("-lineinfo");
+    let tool = build.try_get_compiler().unwrap_or_else(|e| {
+        fail(&format!(
+            "the cc crate could not configure the CUDA compiler: {e}; {INSTALL_HINT}"
+        ))
+    });
+    (tool.to_command(), tool.path().to_path_buf())
+}
+
+/// The variables cc reads to pick nvcc, most specific first (as `cc` looks them up).
+fn nvcc_variables() -> [String; 4] {
+    let target = env::var("TARGET").unwrap_or_default();
+    let host = env::var("HOST").unwrap_or_default();
+    let kind = if target == host { "HOST" } else { "TARGET" };
+    [
+        format!("NVCC_{target}"),
+        format!("NVCC_{}", target.replace(['-', '.'], "_")),
+        format!("{kind}_NVCC"),
+        "NVCC".to_string(),
+    ]
+}
+
+/// With none of [`nvcc_variables`] set, cc would run a bare `nvcc` from `PATH`; point `NVCC` at
+/// the nvcc of the toolkit build.rs found instead, so compiler and `cuda.h` come from one toolkit.
+fn default_nvcc(toolkit: &Path) {
+    if nvcc_variables()
+        .iter()
+        .any(|v| env::var_os(v).is_some_and(|x| !x.is_empty()))
+    {
+        return;
+    }
+    // SAFETY: build scripts run `main` on one thread and this runs before anything that could
+    // start another one (bindgen and cc run later), so nothing reads the environment concurrently.
+    unsafe { env::set_var("NVCC", toolkit.join("bin/nvcc")) };
 }
 
 /// `nvcc --list-gpu-code` gives `sm_XX` lines; an empty answer means "unknown, try them all".

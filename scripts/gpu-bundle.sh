@@ -3,6 +3,7 @@
 #   cumemlab        the release binary
 #   tests/NAME      every test executable (lib unit tests and tests/*.rs), release profile
 #   run.sh          the runner: `run.sh [STEP...]` (default: tests sanitize selftest)
+#   test-skips.sh   counts the skipped tests of the `tests` step (scripts/test-skips.sh)
 # Carry target/gpu-bundle to the GPU host and run target/gpu-bundle/run.sh from the repository
 # root there; logs and results go under $OUT (or /tmp/cumemlab-out).
 set -euo pipefail
@@ -33,6 +34,6 @@ for line in sys.stdin:
         print("bundled", out)
 ' "$bundle/tests"
 cp scripts/gpu-run.sh "$bundle/run.sh"
-cp scripts/interrupt-test.sh scripts/concurrent-probes.sh "$bundle/"
-chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh" "$bundle/concurrent-probes.sh"
+cp scripts/interrupt-test.sh scripts/concurrent-probes.sh scripts/test-skips.sh "$bundle/"
+chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh" "$bundle/concurrent-probes.sh" "$bundle/test-skips.sh"
 du -sh "$bundle"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU-host runner of target/gpu-bundle (copied there as run.sh by scripts/gpu-bundle.sh).
 # Usage: target/gpu-bundle/run.sh [STEP...]; steps run in the order given:
-#   tests      every test executable with CUMEMLAB_REQUIRE_GPU=1 (one test thread: tests compare
-#              free memory before and after); tests=A,B runs only those executables
+#   tests      every test executable with CUMEMLAB_REQUIRE_GPU=1, at the default parallelism as
+#              the README's `scripts/test.sh` runs them (GPU tests take turns through the lock in
+#              tests/common), then the skip count (test-skips.sh); tests=A,B runs only those
 #   sanitize   compute-sanitizer memcheck (leak check), racecheck, initcheck on the kernel tests
 #   selftest   cumemlab selftest (table and JSON)
 #   info       cumemlab info (table and JSON)
@@ -25,6 +26,8 @@ out="$work/results"
 mkdir -p "$out" "$final"
 export RESULTS="$out"
 export CARGO_MANIFEST_DIR="$repo" CUMEMLAB_BIN="$here/cumemlab" CUMEMLAB_REQUIRE_GPU=1
+# Every skip of the test executables lands here (tests/common/mod.rs); test-skips.sh counts them.
+export CUMEMLAB_TEST_SKIP_LOG="$out/test-skips.record"
 bin="$here/cumemlab"
 status=0
 [ $# -gt 0 ] || set -- tests sanitize selftest
@@ -50,8 +53,9 @@ for s in "$@"; do
       for t in "$here"/tests/*; do
         n=$(basename "$t")
         if [ -n "$only" ] && ! printf ',%s,' "$only" | grep -q ",$n,"; then continue; fi
-        step "test-$n" "$t" --test-threads=1 --nocapture
-      done ;;
+        step "test-$n" "$t" --nocapture
+      done
+      step test-skips "$here/test-skips.sh" "$CUMEMLAB_TEST_SKIP_LOG" ;;
     sanitize)
       if ! command -v compute-sanitizer >/dev/null; then echo "compute-sanitizer not found"; status=1; continue; fi
       kt="$here/tests/gpu_foundation"

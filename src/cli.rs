@@ -16,9 +16,13 @@ memory allocation strategy costs on this machine: allocation time, first-touch c
 bandwidth, the largest allocation that fits, and how the Linux page cache competes with the GPU. Built for \
 NVIDIA GB10 (DGX Spark, unified memory) and just as right on discrete GPUs (H100, H200).\n\n\
 Sizes always carry a unit: 512MiB, 1GiB (powers of 2) or 4GB (powers of 10); `4G` is refused as ambiguous.",
-    after_help = "Examples:\n  cumemlab info\n  cumemlab selftest\n  cumemlab sweep --sizes 256MiB,1GiB --strategies device,managed,pinned\n  cumemlab plan --model llama-3.1-70b --target gb10"
+    after_help = "Examples:\n  cumemlab info\n  cumemlab selftest\n  cumemlab sweep --sizes 256MiB,1GiB --strategies device,managed,pinned\n  cumemlab plan --model llama-3.1-70b --precision fp8 --target gb10"
 )]
 pub struct Cli {
+    /// Long forms: every library path tried when there is no CUDA driver; `plan`'s formulas,
+    /// capacity matrix and assumptions.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +49,21 @@ pub enum Command {
     Watch(experiments::watch::WatchArgs),
     /// Will a model fit? Weights, KV cache, training state per precision, against a target.
     Plan(crate::plan::command::PlanArgs),
+}
+
+/// The output flags every measuring command shares (`selftest`, `sweep`, `probe`, `layout`,
+/// `cache`, `cache effect`), flattened into each one's options so they read the same everywhere.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Print the result document as JSON on stdout.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the rows as CSV on stdout.
+    #[arg(long)]
+    pub csv: bool,
+    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// A comma-separated list as one option value. (clap's derive reads `Option<Vec<T>>` as a

@@ -8,6 +8,7 @@ use cumemlab::experiments;
 
 fn main() {
     let cli = Cli::parse();
+    cumemlab::driver::set_verbose_errors(cli.verbose);
     experiments::install_interrupt_handlers();
     let result = match cli.command {
         Command::Lab(a) => experiments::lab::main(a),
@@ -19,7 +20,7 @@ fn main() {
         Command::Probe(a) => experiments::probe::main(a),
         Command::Cache(a) => experiments::cache::main(a),
         Command::Watch(a) => experiments::watch::main(a),
-        Command::Plan(a) => cumemlab::plan::command::main(a),
+        Command::Plan(a) => cumemlab::plan::command::main(a, cli.verbose),
     };
     let leaks = cumemlab::driver::take_drop_failures();
     for l in &leaks {

@@ -54,16 +54,6 @@ fn slower_copy(src: &Path, dir: &Path) -> PathBuf {
     d
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = common::run(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn table<'a>(rep: &'a CompareReport, id: &str) -> &'a compare::CompareTable {
     rep.tables
         .iter()
@@ -76,7 +66,7 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
     let d = tempfile::tempdir().unwrap();
     let slow = slower_copy(&h200_lab(d.path()), d.path());
     let out_dir = d.path().join("cmp");
-    let json = run_ok(&[
+    let json = common::run_ok(&[
         "compare",
         d.path().join("h200-lab").to_str().unwrap(),
         slow.to_str().unwrap(),
@@ -86,8 +76,9 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
     ]);
     let rep: CompareReport = serde_json::from_str(&json).unwrap();
     assert_eq!(rep.columns.len(), 2);
-    assert_eq!(rep.columns[0].label, "vm / NVIDIA H200 (0)");
-    assert_eq!(rep.columns[1].label, "slow / NVIDIA H200 (0)");
+    // Every machine carries its folder tag, not only the ambiguous ones.
+    assert_eq!(rep.columns[0].label, "vm / NVIDIA H200 (0) [h200-lab]");
+    assert_eq!(rep.columns[1].label, "slow / NVIDIA H200 (0) [slow-lab]");
     for (id, want) in [
         ("sweep.alloc_ms", 2.0),
         ("sweep.gpu_first_touch_ms", 2.0),
@@ -143,7 +134,8 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
         assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
         // Both machines in every legend.
         assert!(
-            svg.contains("A: vm / NVIDIA H200 (0)") && svg.contains("B: slow / NVIDIA H200 (0)"),
+            svg.contains("A: vm / NVIDIA H200 (0) [h200-lab]")
+                && svg.contains("B: slow / NVIDIA H200 (0) [slow-lab]"),
             "{}",
             p.display()
         );
@@ -159,7 +151,7 @@ fn lab_against_a_slower_machine_gives_the_ratios() {
 fn lab_against_the_runs_own_sweep_document() {
     // Two committed result sets of different kinds: the lab folder and a plain sweep file.
     let d = tempfile::tempdir().unwrap();
-    let text = run_ok(&[
+    let text = common::run_ok(&[
         "compare",
         h200_lab(d.path()).to_str().unwrap(),
         fixture("h200-raw/sweep.json").to_str().unwrap(),
@@ -180,7 +172,7 @@ fn lab_against_the_runs_own_sweep_document() {
 fn the_h200_against_the_real_two_device_lab() {
     // Two committed result sets: the single-H200 run and the two-H200 lab, three machines.
     let d = tempfile::tempdir().unwrap();
-    let json = run_ok(&[
+    let json = common::run_ok(&[
         "compare",
         h200_lab(d.path()).to_str().unwrap(),
         fixture("h200x2-lab").to_str().unwrap(),
@@ -193,14 +185,22 @@ fn the_h200_against_the_real_two_device_lab() {
         vec![
             "vm / NVIDIA H200 (0) [h200-lab]",
             "vm / NVIDIA H200 (0) [h200x2-lab]",
-            "vm / NVIDIA H200 (1)"
+            "vm / NVIDIA H200 (1) [h200x2-lab]"
         ]
     );
-    // The sizes both ran (256 MiB, 1 GiB) have values in every column; 4 GiB only in the first.
+    // Only the sizes every machine ran (256 MiB, 1 GiB) are compared; 4 GiB, which only the
+    // first ran, is named once in the notes instead of a row of `-`.
     let alloc = table(&rep, "sweep.alloc_ms");
     let at = |key: &str| alloc.rows.iter().find(|r| r.key == key).unwrap();
     assert!(at("device @ 1 GiB").values.iter().all(Option::is_some));
-    assert_eq!(at("device @ 4 GiB").values[1], None);
+    assert!(alloc.rows.iter().all(|r| !r.key.ends_with("@ 4 GiB")));
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.contains("left out") && n.contains("4 GiB (only A)")),
+        "{:?}",
+        rep.notes
+    );
     // Ratios are the values over A's.
     let r = at("pinned @ 1 GiB");
     let (a, b) = (r.values[0].unwrap(), r.values[2].unwrap());
@@ -316,4 +316,109 @@ fn bad_inputs_get_one_clear_error_each() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(err.contains(want), "{a:?}: {err}");
     }
+}
+
+/// The H200 lab with its GPU parts removed, as a lab on a machine without a GPU writes it.
+fn gpu_less_copy(src: &Path, dir: &Path) -> PathBuf {
+    let mut r = LabResults::read(src).unwrap();
+    r.environment.host.hostname = "laptop".into();
+    r.environment.devices.clear();
+    r.environment.no_device_reason = Some("no CUDA driver (libcuda.so.1 not found)".into());
+    r.settings.devices.clear();
+    r.selftest = None;
+    r.sweep = None;
+    r.probe = None;
+    r.layout = None;
+    // Without a GPU the lab plans against the gb10 profile.
+    let gb10 = cumemlab::plan::Target::named("gb10").unwrap();
+    r.plan = Some(vec![cumemlab::plan::capacity_matrix(&gb10)]);
+    let d = dir.join("laptop-lab");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    d
+}
+
+#[test]
+fn a_gpu_less_lab_as_a_does_not_blank_the_ratios_and_directions_are_right() {
+    let d = tempfile::tempdir().unwrap();
+    let h200 = h200_lab(d.path());
+    let laptop = gpu_less_copy(&h200, d.path());
+    let slow = slower_copy(&h200, d.path());
+    let json = common::run_ok(&[
+        "compare",
+        laptop.to_str().unwrap(),
+        h200.to_str().unwrap(),
+        slow.to_str().unwrap(),
+        "--json",
+    ]);
+    let rep: CompareReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(rep.columns[0].label, "laptop (no GPU) [laptop-lab]");
+    // The sweep has no figures in A: B is the reference and C/B is 2x for every time.
+    let alloc = table(&rep, "sweep.alloc_ms");
+    assert_eq!(alloc.reference, 1);
+    assert!(!alloc.rows.is_empty());
+    for r in &alloc.rows {
+        assert_eq!(r.values[0], None);
+        if let (Some(b), Some(q)) = (r.values[1], r.ratios[2])
+            && b > 0.0
+        {
+            assert!((q - 2.0).abs() < 1e-9, "{}: {q}", r.key);
+        }
+    }
+    // Directions: times lower, bandwidth higher, the page cache neither.
+    assert_eq!(alloc.higher_is_better, Some(false));
+    assert_eq!(table(&rep, "sweep.fill_gbps").higher_is_better, Some(true));
+    if let Some(t) = rep.tables.iter().find(|t| t.id == "accounting.cached_gib") {
+        assert_eq!(t.higher_is_better, None);
+        assert!(t.rows.iter().all(|r| r.key.starts_with("Cached")));
+    }
+    assert!(
+        table(&rep, "accounting.start_gib")
+            .rows
+            .iter()
+            .all(|r| !r.key.starts_with("Cached"))
+    );
+    // The text says which column the ratios are against, and why.
+    let text = common::run_ok(&[
+        "compare",
+        laptop.to_str().unwrap(),
+        h200.to_str().unwrap(),
+        slow.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains(
+            "sweep: allocation time, ms (lower is better; ratios against B (A has no figures here))"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("| C/B"), "{text}");
+    assert!(!text.contains("Cached (page cache) (higher"), "{text}");
+    // The plan table names each machine's target.
+    let target = rep
+        .machines
+        .iter()
+        .find(|f| f.key == "plan target")
+        .unwrap();
+    assert_eq!(target.values[0], "gb10 (profile: no GPU here)");
+    assert_eq!(target.values.len(), 3);
+    let plan = table(&rep, "plan.max_params_billions");
+    assert!(plan.title.contains("plan target"), "{}", plan.title);
+    assert!(plan.rows.iter().all(|r| r.values[0].is_some()));
+}
+
+#[test]
+fn layout_overhead_is_lower_is_better() {
+    let d = tempfile::tempdir().unwrap();
+    let lab2 = fixture("h200x2-lab");
+    let rep = compare::build(&compare::load(&[h200_lab(d.path()), lab2]).unwrap());
+    let over = rep.tables.iter().find(|t| t.id == "layout.overhead_pct");
+    let Some(over) = over else {
+        common::skip("layout_overhead_is_lower_is_better: the fixtures have no layout");
+        return;
+    };
+    assert_eq!(over.higher_is_better, Some(false));
+    assert!(over.rows.iter().all(|r| r.key.starts_with("overhead")));
+    let after = table(&rep, "layout");
+    assert_eq!(after.higher_is_better, Some(true));
+    assert!(after.rows.iter().all(|r| r.key.starts_with("largest")));
 }

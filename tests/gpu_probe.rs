@@ -326,9 +326,12 @@ fn child_interrupted_probe() {
 
 #[test]
 fn interrupted_probe_frees_everything_before_returning() {
-    if common::gpu_or_skip("interrupted_probe_frees_everything_before_returning").is_none() {
+    let Some(gpu) = common::gpu_or_skip("interrupted_probe_frees_everything_before_returning")
+    else {
         return;
-    }
+    };
+    // The child uses the GPU under this test's lock.
+    let _lock = gpu.into_lock();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -338,6 +341,7 @@ fn interrupted_probe_frees_everything_before_returning() {
             "--test-threads=1",
         ])
         .env("CUMEMLAB_PROBE_CHILD", "1")
+        .env(common::LOCK_HELD_ENV, "1")
         .output()
         .unwrap();
     let text = format!(

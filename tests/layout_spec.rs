@@ -298,7 +298,8 @@ fn preset_arithmetic() {
     assert_eq!(kv_long, 4 * kv);
     let bare = tensors(&dry_json(&["--model", "llama-3.1-8b", "--no-kv-cache"]));
     assert_eq!(bare.len(), 195);
-    // nvfp4 is 4.5 bits a parameter: 9/32 of bf16, rounded up per tensor.
+    // nvfp4 is 4.5 bits a parameter: 9/32 of bf16, rounded up per tensor; the layer norms stay
+    // in bf16 (quantizers replace the linear layers only).
     let fp4 = tensors(&dry_json(&[
         "--model",
         "llama-3.1-8b",
@@ -306,9 +307,23 @@ fn preset_arithmetic() {
         "nvfp4",
         "--no-kv-cache",
     ]));
-    let fp4_sum: u64 = fp4.iter().map(|(_, b)| b).sum();
+    let norm_bytes = |t: &[(String, u64)]| -> u64 {
+        t.iter()
+            .filter(|(n, _)| n.ends_with("norm"))
+            .map(|(_, b)| b)
+            .sum()
+    };
+    let norms_bf16 = norm_bytes(&bare);
+    assert_eq!(
+        norms_bf16,
+        65 * 4096 * 2,
+        "32 layers x 2 norms + the final norm"
+    );
+    assert_eq!(norm_bytes(&fp4), norms_bf16);
+    let fp4_rest: u64 = fp4.iter().map(|(_, b)| b).sum::<u64>() - norms_bf16;
+    let rest = weights - norms_bf16;
     assert!(
-        fp4_sum >= weights * 9 / 32 && fp4_sum <= weights * 9 / 32 + 195,
-        "{fp4_sum}"
+        fp4_rest >= rest * 9 / 32 && fp4_rest <= rest * 9 / 32 + 195,
+        "{fp4_rest}"
     );
 }

@@ -635,6 +635,8 @@ fn lab_from_rerenders_a_folder() {
 
 #[test]
 fn lab_on_this_machine() {
+    // With a GPU here the lab runs on it: hold the GPU tests' lock.
+    let _gpu_lock = common::gpu_lock();
     let gpu = cumemlab::driver::Driver::load()
         .ok()
         .and_then(|d| d.device_count().ok())

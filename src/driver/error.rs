@@ -93,12 +93,13 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Load { tried, reason } => write!(
+            Error::Load { tried, reason } if f.alternate() || super::verbose_errors() => write!(
                 f,
                 "cannot load the CUDA driver library (tried {}): {reason}; install the NVIDIA driver or set \
                  CUMEMLAB_LIBCUDA to the path of libcuda.so.1",
                 tried.join(", ")
             ),
+            Error::Load { tried, reason } => f.write_str(&super::no_driver_line(tried, reason)),
             Error::MissingSymbol { symbol, reason } => write!(
                 f,
                 "the CUDA driver has no {symbol} ({reason}): it is older than this tool needs (CUDA 12.8 \

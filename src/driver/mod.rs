@@ -55,6 +55,34 @@ const LIBCUDA_CANDIDATES: &[&str] = &[
     "/usr/lib/wsl/lib/libcuda.so.1",
 ];
 
+static VERBOSE_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes a missing driver print its long form (every path tried and the loader's message) instead
+/// of the one short line; `-v`/`--verbose` on the command line sets it.
+pub fn set_verbose_errors(on: bool) {
+    VERBOSE_ERRORS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-v`/`--verbose` asked for the long form of a missing-driver error.
+pub fn verbose_errors() -> bool {
+    VERBOSE_ERRORS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The one short line for "there is no CUDA driver here" that every command, the lab's report
+/// and the tests' SKIP lines print; the long form (`{:#}` or `-v`) lists every path tried. The
+/// hint names a whole command because the line also appears where `-v` cannot be passed (a
+/// report, a test's SKIP line).
+pub fn no_driver_line(tried: &[String], reason: &str) -> String {
+    let first = tried.first().map(String::as_str).unwrap_or("libcuda.so.1");
+    let what = if reason.contains("No such file") || reason.contains("cannot open shared object") {
+        format!("{first} not found")
+    } else {
+        let short: String = reason.chars().take(120).collect();
+        format!("cannot open {first}: {short}")
+    };
+    format!("no CUDA driver ({what}); `cumemlab -v info` lists the paths tried")
+}
+
 struct DriverInner {
     lib: sys::CudaDriver,
     path: String,

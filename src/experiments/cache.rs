@@ -32,7 +32,10 @@ use crate::memory::arch::MemoryArchitecture;
 use crate::memory::filemap::{FileMap, resident_bytes};
 use crate::memory::safety::{Budget, DEFAULT_HEADROOM};
 use crate::memory::{AllocOptions, Strategy, allocate};
-use crate::report::{Progress, ResultSink, new_table, sink::to_json};
+use crate::report::{
+    Progress, ResultSink, new_table,
+    sink::{to_csv, to_json},
+};
 use crate::stats::Summary;
 use crate::units::{GIB, MIB, fmt_bytes, fmt_gib, gbps, parse_size};
 
@@ -1169,12 +1172,8 @@ pub struct CacheArgs {
     /// Do not open a GPU (host figures only).
     #[arg(long)]
     pub host_only: bool,
-    /// Print the result document as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the result document to this file (.csv for CSV, else JSON), atomically, as states are measured.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -1217,12 +1216,8 @@ pub struct EffectArgs {
     /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
     #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub headroom: u64,
-    /// Print the result document as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -1254,7 +1249,7 @@ pub fn main(args: CacheArgs) -> Result<()> {
         CacheAction::Status
     };
     validate(&action, nix::unistd::geteuid().is_root())?;
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     if let CacheAction::Fill { bytes, dir, .. } = &action {
@@ -1263,7 +1258,7 @@ pub fn main(args: CacheArgs) -> Result<()> {
     }
     let (view, absent, env) = super::watch::open_view(args.host_only, args.device)?;
     let mut sink: ResultSink<CacheRow, Environment> =
-        ResultSink::new("cache", env, args.out.as_deref())?;
+        ResultSink::new("cache", env, args.output.out.as_deref())?;
     let result = run_action(&action, view.as_ref(), &mut sink, args.quiet);
     let was_interrupted = matches!(result, Err(Error::Interrupted));
     let said = match &result {
@@ -1281,8 +1276,10 @@ pub fn main(args: CacheArgs) -> Result<()> {
         // The error says what went wrong; what was measured is in --out.
         return result.map(|_| ());
     }
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+    } else if args.output.csv {
+        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else if !sink.doc.rows.is_empty() {
         print!("{}", render_states(&sink.doc.rows));
         println!();
@@ -1320,14 +1317,14 @@ fn main_effect(args: EffectArgs) -> Result<()> {
             fmt_bytes(res)
         )));
     }
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
     let gpu = Gpu::open(&drv, args.device)?;
     let env = Environment::collect(Some(&[args.device]));
     gpu.ctx.bind()?;
-    let mut sink = ResultSink::new("cache-effect", env, args.out.as_deref())?;
+    let mut sink = ResultSink::new("cache-effect", env, args.output.out.as_deref())?;
     let t = Instant::now();
     let result = run_effect(&gpu, &opts, &mut sink);
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
@@ -1339,8 +1336,10 @@ fn main_effect(args: EffectArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     ));
     sink.finish(was_interrupted)?;
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+    } else if args.output.csv {
+        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         let mut doc = sink.doc.clone();
         // The findings are printed under the table already.

@@ -46,12 +46,12 @@ pub struct Column {
     pub device_name: Option<String>,
 }
 
-/// A row of numbers: one value per column, and each value over the first column's.
+/// A row of numbers: one value per column, and each value over the table's reference column's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompareRow {
     pub key: String,
     pub values: Vec<Option<f64>>,
-    /// `values[i] / values[0]` (`None` where either is missing or the first is zero).
+    /// `values[i] / values[reference]` (`None` where either is missing or the reference is zero).
     pub ratios: Vec<Option<f64>>,
 }
 
@@ -64,9 +64,40 @@ pub struct CompareTable {
     pub title: String,
     /// Decimals to print.
     pub decimals: usize,
-    /// Whether larger is better (bandwidth, capacity) or smaller (times): how to read a ratio.
-    pub higher_is_better: bool,
+    /// Whether larger is better (bandwidth, capacity: `Some(true)`), smaller (times, overhead:
+    /// `Some(false)`), or neither (the page cache: context, `None`): how to read a ratio.
+    pub higher_is_better: Option<bool>,
+    /// The column the ratios are against: the first one with a figure in this table (a machine
+    /// without a GPU has no sweep, so it cannot be the reference there).
+    #[serde(default)]
+    pub reference: usize,
     pub rows: Vec<CompareRow>,
+}
+
+impl CompareTable {
+    /// "higher is better", "lower is better" or "neither is better: context".
+    pub fn direction(&self) -> &'static str {
+        match self.higher_is_better {
+            Some(true) => "higher is better",
+            Some(false) => "lower is better",
+            None => "neither is better: context for the figures above",
+        }
+    }
+
+    /// "ratios against A", with the reason when A is not the reference.
+    pub fn against(&self, cols: &[Column]) -> String {
+        let id = |i: usize| cols.get(i).map_or("?".to_string(), |c| c.id.clone());
+        if self.reference == 0 {
+            format!("ratios against {}", id(0))
+        } else {
+            let before: Vec<String> = (0..self.reference).map(id).collect();
+            format!(
+                "ratios against {} ({} has no figures here)",
+                id(self.reference),
+                before.join(", ")
+            )
+        }
+    }
 }
 
 /// Facts without ratios (names, architectures, versions).
@@ -90,6 +121,9 @@ pub struct CompareReport {
     #[serde(default)]
     pub headline: Option<HeadlineTable>,
     pub tables: Vec<CompareTable>,
+    /// What was left out and why (sweep sizes not every machine ran).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The "what memory costs" table of several machines: header and rows as printed.
@@ -239,12 +273,9 @@ pub fn columns(inputs: &[Input]) -> Vec<(usize, Column)> {
             ));
         }
     }
-    // Ambiguous labels get the input's name, then a number.
-    let labels: Vec<String> = cols.iter().map(|c| c.1.label.clone()).collect();
+    // Every label names its input (folder or file), then ambiguous ones get a number.
     for (i, c) in cols.iter_mut() {
-        if labels.iter().filter(|l| **l == c.label).count() > 1 {
-            c.label = format!("{} [{}]", c.label, input_name(&inputs[*i].path));
-        }
+        c.label = format!("{} [{}]", c.label, input_name(&inputs[*i].path));
     }
     let labels: Vec<String> = cols.iter().map(|c| c.1.label.clone()).collect();
     for (k, c) in cols.iter_mut().enumerate() {
@@ -268,8 +299,9 @@ pub fn column_id(k: usize) -> String {
 
 // ---------------------------------------------------------------- the tables
 
-fn ratios(values: &[Option<f64>]) -> Vec<Option<f64>> {
-    let first = values.first().copied().flatten();
+/// Each value over `values[reference]`.
+fn ratios(values: &[Option<f64>], reference: usize) -> Vec<Option<f64>> {
+    let first = values.get(reference).copied().flatten();
     values
         .iter()
         .map(|v| match (v, first) {
@@ -279,10 +311,11 @@ fn ratios(values: &[Option<f64>]) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// A row against column 0; `push` sets the table's reference and recomputes the ratios.
 fn row(key: String, values: Vec<Option<f64>>) -> CompareRow {
     CompareRow {
         key,
-        ratios: ratios(&values),
+        ratios: ratios(&values, 0),
         values,
     }
 }
@@ -370,19 +403,37 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                     .collect(),
             )
         })
-        .filter(|r| r.values.iter().any(Option::is_some))
         .collect();
     push(
         &mut tables,
         "selftest.gbps",
         "selftest bandwidth on device memory, GB/s (1e9 bytes/s), median",
         1,
-        true,
+        Some(true),
         rows,
     );
 
-    // sweep
-    let keys = sweep_keys(inputs, &cols);
+    // sweep: the sizes every machine with a sweep ran (the others are named once in the notes)
+    let mut notes = Vec::new();
+    let (common, partial) = sweep_sizes(inputs, &cols);
+    let mut keys = sweep_keys(inputs, &cols);
+    if !common.is_empty() && !partial.is_empty() {
+        keys.retain(|k| common.contains(&k.1));
+        let ids = |v: &Vec<usize>| {
+            v.iter()
+                .map(|&i| cols[i].1.id.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        notes.push(format!(
+            "sweep sizes not run on every machine are left out of the sweep tables: {}",
+            partial
+                .iter()
+                .map(|(b, have)| format!("{} (only {})", fmt_bytes(*b), ids(have)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     let metrics: [SweepMetric; 7] = [
         (
             "sweep.alloc_ms",
@@ -457,9 +508,15 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .collect(),
                 )
             })
-            .filter(|r| r.values.iter().any(Option::is_some))
             .collect();
-        push(&mut tables, id, &format!("sweep: {title}"), dec, hib, rows);
+        push(
+            &mut tables,
+            id,
+            &format!("sweep: {title}"),
+            dec,
+            Some(hib),
+            rows,
+        );
     }
 
     // probe
@@ -501,15 +558,18 @@ pub fn build(inputs: &[Input]) -> CompareReport {
         "probe.max_gib",
         "probe: largest allocation, GiB (2^30 bytes)",
         2,
-        true,
+        Some(true),
         rows,
     );
 
     // layout
-    let layout_get: [(&str, LayoutGet); 3] = [
-        ("overhead beyond the request, %", |l| {
-            l.summary.totals.as_ref().map(|t| t.overhead_pct)
-        }),
+    // Overhead (lower is better) and what is left after frees (higher is better) apart.
+    let layout_get: [(&str, LayoutGet, bool); 3] = [
+        (
+            "overhead beyond the request, %",
+            |l| l.summary.totals.as_ref().map(|t| t.overhead_pct),
+            false,
+        ),
         (
             "largest allocation after freeing every other tensor, GiB",
             |l| {
@@ -518,40 +578,50 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                     .as_ref()
                     .map(|f| f.largest_bytes as f64 / GIB as f64)
             },
+            true,
         ),
-        ("largest allocation as % of cuMemGetInfo free", |l| {
-            l.summary
-                .fragmentation
-                .as_ref()
-                .map(|f| f.largest_pct_of_free())
-        }),
+        (
+            "largest allocation as % of cuMemGetInfo free",
+            |l| {
+                l.summary
+                    .fragmentation
+                    .as_ref()
+                    .map(|f| f.largest_pct_of_free())
+            },
+            true,
+        ),
     ];
-    let rows: Vec<CompareRow> = layout_get
-        .iter()
-        .map(|(k, get)| {
-            row(
-                k.to_string(),
-                cols.iter()
-                    .map(|c| {
-                        inputs[c.0].results.layout.as_ref().and_then(|v| {
-                            v.iter()
-                                .find(|l| l.rows.first().map(|r| r.device) == c.1.device)
-                                .and_then(get)
+    for (id, title, hib) in [
+        ("layout.overhead_pct", "overhead", false),
+        ("layout", "after frees", true),
+    ] {
+        let rows: Vec<CompareRow> = layout_get
+            .iter()
+            .filter(|(_, _, h)| *h == hib)
+            .map(|(k, get, _)| {
+                row(
+                    k.to_string(),
+                    cols.iter()
+                        .map(|c| {
+                            inputs[c.0].results.layout.as_ref().and_then(|v| {
+                                v.iter()
+                                    .find(|l| l.rows.first().map(|r| r.device) == c.1.device)
+                                    .and_then(get)
+                            })
                         })
-                    })
-                    .collect(),
-            )
-        })
-        .filter(|r| r.values.iter().any(Option::is_some))
-        .collect();
-    push(
-        &mut tables,
-        "layout",
-        &format!("layout {}", lab::LAYOUT_PRESET),
-        2,
-        true,
-        rows,
-    );
+                        .collect(),
+                )
+            })
+            .collect();
+        push(
+            &mut tables,
+            id,
+            &format!("layout {}: {title}", lab::LAYOUT_PRESET),
+            2,
+            Some(hib),
+            rows,
+        );
+    }
 
     // plan: the capacity of each column's device (or the host's target without a GPU)
     let capacity = |c: &(usize, Column)| -> Option<&crate::plan::CapacityMatrix> {
@@ -591,53 +661,79 @@ pub fn build(inputs: &[Input]) -> CompareReport {
     push(
         &mut tables,
         "plan.max_params_billions",
-        "plan: largest dense model, billion parameters",
+        "plan: largest dense model on each `plan target`, billion parameters",
         1,
-        true,
+        Some(true),
         rows,
     );
+    let mut machines = machines;
+    machines.push(FactRow {
+        key: "plan target".into(),
+        values: cols
+            .iter()
+            .map(|c| match (capacity(c), c.1.device) {
+                (Some(m), Some(_)) => m.target.name.clone(),
+                (Some(m), None) => format!("{} (profile: no GPU here)", m.target.name),
+                (None, _) => "-".into(),
+            })
+            .collect(),
+    });
 
     // accounting at the start
-    let acc: [(&str, AccountingGet); 3] = [
-        ("cuMemGetInfo free", |s, d| {
-            s.devices
-                .iter()
-                .find(|x| Some(x.device) == d)
-                .map(|x| x.cumemgetinfo_free_bytes as f64 / GIB as f64)
-        }),
-        ("MemAvailable", |s, _| {
-            Some(s.mem_available_bytes as f64 / GIB as f64)
-        }),
-        ("Cached (page cache)", |s, _| {
-            Some(s.cached_bytes as f64 / GIB as f64)
-        }),
+    let acc: [(&str, AccountingGet, Option<bool>); 3] = [
+        (
+            "cuMemGetInfo free",
+            |s, d| {
+                s.devices
+                    .iter()
+                    .find(|x| Some(x.device) == d)
+                    .map(|x| x.cumemgetinfo_free_bytes as f64 / GIB as f64)
+            },
+            Some(true),
+        ),
+        (
+            "MemAvailable",
+            |s, _| Some(s.mem_available_bytes as f64 / GIB as f64),
+            Some(true),
+        ),
+        (
+            "Cached (page cache)",
+            |s, _| Some(s.cached_bytes as f64 / GIB as f64),
+            None,
+        ),
     ];
-    let rows: Vec<CompareRow> = acc
-        .iter()
-        .map(|(k, get)| {
-            row(
-                k.to_string(),
-                cols.iter()
-                    .map(|c| {
-                        inputs[c.0]
-                            .results
-                            .accounting
-                            .first()
-                            .and_then(|s| get(s, c.1.device))
-                    })
-                    .collect(),
-            )
-        })
-        .filter(|r| r.values.iter().any(Option::is_some))
-        .collect();
-    push(
-        &mut tables,
-        "accounting.start_gib",
-        "memory accounting at the start, GiB (2^30 bytes)",
-        2,
-        true,
-        rows,
-    );
+    for (id, title, hib) in [
+        (
+            "accounting.start_gib",
+            "memory accounting at the start, GiB (2^30 bytes)",
+            Some(true),
+        ),
+        (
+            "accounting.cached_gib",
+            "page cache at the start, GiB (2^30 bytes)",
+            None,
+        ),
+    ] {
+        let rows: Vec<CompareRow> = acc
+            .iter()
+            .filter(|(_, _, h)| *h == hib)
+            .map(|(k, get, _)| {
+                row(
+                    k.to_string(),
+                    cols.iter()
+                        .map(|c| {
+                            inputs[c.0]
+                                .results
+                                .accounting
+                                .first()
+                                .and_then(|s| get(s, c.1.device))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        push(&mut tables, id, title, 2, hib, rows);
+    }
 
     CompareReport {
         schema: SCHEMA.into(),
@@ -649,6 +745,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
         columns: cols.into_iter().map(|c| c.1).collect(),
         machines,
         tables,
+        notes,
     }
 }
 
@@ -657,18 +754,32 @@ fn push(
     id: &str,
     title: &str,
     decimals: usize,
-    higher_is_better: bool,
-    rows: Vec<CompareRow>,
+    higher_is_better: Option<bool>,
+    rows: impl IntoIterator<Item = CompareRow>,
 ) {
-    if !rows.is_empty() {
-        tables.push(CompareTable {
-            id: id.into(),
-            title: title.into(),
-            decimals,
-            higher_is_better,
-            rows,
-        });
+    // A row with no figure in any column says nothing.
+    let mut rows: Vec<CompareRow> = rows
+        .into_iter()
+        .filter(|r| r.values.iter().any(Option::is_some))
+        .collect();
+    if rows.is_empty() {
+        return;
     }
+    let n = rows.first().map_or(0, |r| r.values.len());
+    let reference = (0..n)
+        .find(|&i| rows.iter().any(|r| r.values[i].is_some()))
+        .unwrap_or(0);
+    for r in &mut rows {
+        r.ratios = ratios(&r.values, reference);
+    }
+    tables.push(CompareTable {
+        id: id.into(),
+        title: title.into(),
+        decimals,
+        higher_is_better,
+        reference,
+        rows,
+    });
 }
 
 fn machine_facts(inputs: &[Input], cols: &[(usize, Column)]) -> Vec<FactRow> {
@@ -753,13 +864,19 @@ fn fmt_ratio(v: Option<f64>) -> String {
     })
 }
 
-/// Header and body of a table: each column, then after every column but the first its ratio.
+/// Header and body of a table: each column, then after every column but the reference its
+/// ratio to the reference.
 pub fn table_cells(t: &CompareTable, cols: &[Column]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec![t.title.clone()];
+    let ref_id = cols
+        .get(t.reference)
+        .map_or("?".to_string(), |c| c.id.clone());
+    // A column with no figure in this table gets no ratio column (it would be all `-`).
+    let ratio_col = |i: usize| i != t.reference && t.rows.iter().any(|r| r.values[i].is_some());
     for (i, c) in cols.iter().enumerate() {
         header.push(c.id.clone());
-        if i > 0 {
-            header.push(format!("{}/{}", c.id, cols[0].id));
+        if ratio_col(i) {
+            header.push(format!("{}/{ref_id}", c.id));
         }
     }
     let body = t
@@ -769,7 +886,7 @@ pub fn table_cells(t: &CompareTable, cols: &[Column]) -> (Vec<String>, Vec<Vec<S
             let mut line = vec![r.key.clone()];
             for (i, v) in r.values.iter().enumerate() {
                 line.push(fmt_num(*v, t.decimals));
-                if i > 0 {
+                if ratio_col(i) {
                     line.push(fmt_ratio(r.ratios[i]));
                 }
             }
@@ -784,6 +901,9 @@ pub fn render_text(rep: &CompareReport) -> String {
     let mut out = String::new();
     for c in &rep.columns {
         out.push_str(&format!("{} = {}\n", c.id, c.label));
+    }
+    for n in &rep.notes {
+        out.push_str(&format!("note: {n}\n"));
     }
     out.push('\n');
     if let Some(h) = &rep.headline {
@@ -813,13 +933,10 @@ pub fn render_text(rep: &CompareReport) -> String {
             t.add_row(l);
         }
         out.push_str(&format!(
-            "{} ({} is better; ratios against A)\n{t}\n\n",
+            "{} ({}; {})\n{t}\n\n",
             tb.title,
-            if tb.higher_is_better {
-                "higher"
-            } else {
-                "lower"
-            }
+            tb.direction(),
+            tb.against(&rep.columns)
         ));
     }
     out
@@ -836,10 +953,13 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
     let ids: Vec<String> = rep.columns.iter().map(|c| c.id.clone()).collect();
     let mut p = Page::new(format!("cumemlab compare: {}", names.join(" vs ")));
     p.para(format!(
-        "{} machines (a machine is one device of one input): {}. Every table gives each machine's value and its ratio to A. GB = 1e9 bytes, GiB = 2^30 bytes, GB/s = 1e9 bytes per second.",
+        "{} machines (a machine is one device of one input): {}. Every table gives each machine's value and its ratio to the first machine with a figure there (A unless said otherwise). GB = 1e9 bytes, GiB = 2^30 bytes, GB/s = 1e9 bytes per second.",
         labels.len(),
         labels.join("; ")
     ));
+    for n in &rep.notes {
+        p.para(format!("Note: {n}."));
+    }
     let mut findings = Vec::new();
     let mut body = Page::new("");
     if let Some(h) = &rep.headline {
@@ -870,13 +990,10 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         let (h, b) = table_cells(t, &rep.columns);
         Some(p.table(
             format!(
-                "{} ({} is better)",
+                "{} ({}; {})",
                 t.title,
-                if t.higher_is_better {
-                    "higher"
-                } else {
-                    "lower"
-                }
+                t.direction(),
+                t.against(&rep.columns)
             ),
             &h,
             b,
@@ -921,7 +1038,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         if let Some(r) = t.rows.iter().find(|r| r.key == "cuMemsetD32") {
             findings.push(format!(
                 "{fig}: cuMemsetD32 on device memory: {}.",
-                per_machine(r, &ids, 0, "GB/s")
+                per_machine(r, t.reference, &ids, 0, "GB/s")
             ));
         }
     }
@@ -1023,7 +1140,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                 findings.push(format!(
                     "{fig}: device memory fill at {}: {}.",
                     fmt_bytes(size),
-                    per_machine(r, &ids, 0, "GB/s")
+                    per_machine(r, t.reference, &ids, 0, "GB/s")
                 ));
             }
             if id == "sweep.gpu_first_touch_ms"
@@ -1032,7 +1149,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                 findings.push(format!(
                     "{fig}: managed memory's first GPU touch of {}: {}.",
                     fmt_bytes(size),
-                    per_machine(r, &ids, 1, "ms")
+                    per_machine(r, t.reference, &ids, 1, "ms")
                 ));
             }
         }
@@ -1067,12 +1184,13 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         if let Some(r) = t.rows.iter().find(|r| r.key == "device (single)") {
             findings.push(format!(
                 "{fig}: the largest single device allocation: {}.",
-                per_machine(r, &ids, 2, "GiB")
+                per_machine(r, t.reference, &ids, 2, "GiB")
             ));
         }
     }
-    if rep.tables.iter().any(|t| t.id == "layout") {
+    if rep.tables.iter().any(|t| t.id.starts_with("layout")) {
         body.h2("Layout");
+        table(&mut body, "layout.overhead_pct");
         table(&mut body, "layout");
     }
     if let Some(t) = rep
@@ -1095,9 +1213,10 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         );
         table(&mut body, "plan.max_params_billions");
     }
-    if rep.tables.iter().any(|t| t.id == "accounting.start_gib") {
+    if rep.tables.iter().any(|t| t.id.starts_with("accounting.")) {
         body.h2("Memory accounting");
         table(&mut body, "accounting.start_gib");
+        table(&mut body, "accounting.cached_gib");
     }
     headline::lift(&mut p, &mut body, head_blocks);
     p.h2("Findings");
@@ -1111,14 +1230,20 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
 }
 
 /// "A 4568 GB/s, B 3350 GB/s (0.73x)".
-fn per_machine(r: &CompareRow, labels: &[String], decimals: usize, unit: &str) -> String {
+fn per_machine(
+    r: &CompareRow,
+    reference: usize,
+    labels: &[String],
+    decimals: usize,
+    unit: &str,
+) -> String {
     r.values
         .iter()
         .enumerate()
         .filter_map(|(i, v)| {
             v.map(|v| {
                 let ratio = match r.ratios[i] {
-                    Some(q) if i > 0 => format!(" ({})", fmt_ratio(Some(q))),
+                    Some(q) if i != reference => format!(" ({})", fmt_ratio(Some(q))),
                     _ => String::new(),
                 };
                 format!("{} {v:.decimals$} {unit}{ratio}", labels[i])
@@ -1128,24 +1253,46 @@ fn per_machine(r: &CompareRow, labels: &[String], decimals: usize, unit: &str) -
         .join(", ")
 }
 
-/// The largest sweep size with an `alloc` row in every column that has a sweep.
-fn common_size(inputs: &[Input], cols: &[(usize, Column)]) -> Option<u64> {
-    let mut sets: Vec<Vec<u64>> = cols
+/// The sweep sizes with an `alloc` row in every column that has a sweep, and the others with
+/// the columns (indices into `cols`) that have them.
+type SizeSets = (Vec<u64>, Vec<(u64, Vec<usize>)>);
+
+fn sweep_sizes(inputs: &[Input], cols: &[(usize, Column)]) -> SizeSets {
+    let sets: Vec<(usize, Vec<u64>)> = cols
         .iter()
-        .map(|c| {
-            sweep_rows(inputs, c)
+        .enumerate()
+        .map(|(k, c)| {
+            let s = sweep_rows(inputs, c)
                 .into_iter()
                 .filter(|r| r.phase == phase::ALLOC)
                 .map(|r| r.bytes)
-                .collect::<Vec<u64>>()
+                .collect::<Vec<u64>>();
+            (k, s)
         })
-        .filter(|s| !s.is_empty())
+        .filter(|(_, s)| !s.is_empty())
         .collect();
-    let first = sets.pop()?;
-    first
-        .into_iter()
-        .filter(|b| sets.iter().all(|s| s.contains(b)))
-        .max()
+    let mut all: Vec<u64> = sets.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    all.sort_unstable();
+    all.dedup();
+    let (mut common, mut partial) = (Vec::new(), Vec::new());
+    for b in all {
+        let have: Vec<usize> = sets
+            .iter()
+            .filter(|(_, s)| s.contains(&b))
+            .map(|(k, _)| *k)
+            .collect();
+        if have.len() == sets.len() {
+            common.push(b);
+        } else {
+            partial.push((b, have));
+        }
+    }
+    (common, partial)
+}
+
+/// The largest sweep size with an `alloc` row in every column that has a sweep.
+fn common_size(inputs: &[Input], cols: &[(usize, Column)]) -> Option<u64> {
+    sweep_sizes(inputs, cols).0.into_iter().max()
 }
 
 // ---------------------------------------------------------------- command line
@@ -1243,5 +1390,39 @@ mod tests {
         assert_eq!(r.ratios, vec![None, None]);
         assert_eq!(fmt_ratio(Some(0.0612)), "0.061x");
         assert_eq!(fmt_ratio(Some(1.5)), "1.50x");
+    }
+
+    #[test]
+    fn a_table_without_figures_in_a_takes_the_first_machine_with_figures_as_reference() {
+        let mut tables = Vec::new();
+        push(
+            &mut tables,
+            "t",
+            "t",
+            1,
+            Some(false),
+            vec![
+                row("x".into(), vec![None, Some(2.0), Some(4.0)]),
+                row("y".into(), vec![None, None, Some(3.0)]),
+            ],
+        );
+        let t = &tables[0];
+        assert_eq!(t.reference, 1);
+        assert_eq!(t.rows[0].ratios, vec![None, Some(1.0), Some(2.0)]);
+        assert_eq!(t.direction(), "lower is better");
+        let col = |id: &str| Column {
+            id: id.into(),
+            label: id.into(),
+            path: String::new(),
+            kind: String::new(),
+            host: String::new(),
+            device: None,
+            device_name: None,
+        };
+        let cols = [col("A"), col("B"), col("C")];
+        assert_eq!(t.against(&cols), "ratios against B (A has no figures here)");
+        let (header, body) = table_cells(t, &cols);
+        assert_eq!(header, vec!["t", "A", "B", "C", "C/B"]);
+        assert_eq!(body[0], vec!["x", "-", "2.0", "4.0", "2.00x"]);
     }
 }

@@ -202,6 +202,141 @@ pub fn pressure_lines(r: &InfoReport) -> String {
     out
 }
 
+/// One fact of `info.csv` (long form: the host facts, the driver, each device and which
+/// strategies it supports, so the file has a header and the host part even without a GPU).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InfoCsvRow {
+    /// `host`, `meminfo`, `driver`, `device`, `attribute` or `strategy`.
+    pub section: String,
+    /// The device ordinal (device sections only).
+    pub device: Option<i32>,
+    pub key: String,
+    pub value: String,
+    /// `bytes`, `count` or empty for text.
+    pub unit: String,
+}
+
+/// The report as `info.csv` rows.
+pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
+    let mut rows = Vec::new();
+    let mut add = |section: &str, device: Option<i32>, key: &str, value: String, unit: &str| {
+        rows.push(InfoCsvRow {
+            section: section.into(),
+            device,
+            key: key.into(),
+            value,
+            unit: unit.into(),
+        })
+    };
+    let env = &r.environment;
+    let h = &env.host;
+    add("host", None, "tool_version", env.tool_version.clone(), "");
+    add("host", None, "hostname", h.hostname.clone(), "");
+    add("host", None, "arch", h.arch.clone(), "");
+    add("host", None, "kernel_release", h.kernel_release.clone(), "");
+    add("host", None, "cpus", h.cpus.to_string(), "count");
+    add("host", None, "page_size", h.page_size.to_string(), "bytes");
+    add("host", None, "thp_enabled", h.thp_enabled.clone(), "");
+    add(
+        "host",
+        None,
+        "cgroup_memory_limit",
+        h.cgroup_memory_limit
+            .map_or("none".into(), |v| v.to_string()),
+        "bytes",
+    );
+    if let Some(m) = &env.meminfo {
+        for (k, v) in [
+            ("mem_total", m.mem_total),
+            ("mem_free", m.mem_free),
+            ("mem_available", m.mem_available),
+            ("buffers", m.buffers),
+            ("cached", m.cached),
+            ("s_reclaimable", m.s_reclaimable),
+            ("shmem", m.shmem),
+            ("swap_total", m.swap_total),
+            ("swap_free", m.swap_free),
+            ("hugepage_size", m.hugepage_size),
+        ] {
+            add("meminfo", None, k, v.to_string(), "bytes");
+        }
+    }
+    for (k, v) in [
+        ("cuda_version", &env.driver_version),
+        ("library", &env.driver_library),
+        ("no_gpu_reason", &env.no_device_reason),
+    ] {
+        if let Some(v) = v {
+            add("driver", None, k, v.clone(), "");
+        }
+    }
+    for d in &env.devices {
+        let o = Some(d.ordinal);
+        for (k, v, unit) in [
+            ("name", d.name.clone(), ""),
+            ("compute_capability", d.compute_capability.clone(), ""),
+            ("total", d.total_bytes.to_string(), "bytes"),
+            (
+                "cumemgetinfo_free",
+                d.cumemgetinfo_free_bytes.to_string(),
+                "bytes",
+            ),
+            ("architecture", d.architecture.label().to_string(), ""),
+            (
+                "usable_estimate",
+                d.usable.estimate_bytes.to_string(),
+                "bytes",
+            ),
+        ] {
+            add("device", o, k, v, unit);
+        }
+        for (k, v) in &d.attributes.values {
+            add("attribute", o, k, v.to_string(), "");
+        }
+    }
+    let p = &r.pressure;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
+    add(
+        "pressure",
+        None,
+        "psi_some_avg10_percent",
+        opt(p.psi.map(|x| x.some_avg10.to_string())),
+        "",
+    );
+    add(
+        "pressure",
+        None,
+        "psi_full_avg10_percent",
+        opt(p.psi_full_avg10().map(|x| x.to_string())),
+        "",
+    );
+    add(
+        "pressure",
+        None,
+        "free_in_2m_blocks",
+        opt(p.free_2m_bytes().map(|x| x.to_string())),
+        "bytes",
+    );
+    add(
+        "pressure",
+        None,
+        "cgroup_memory_current",
+        opt(p.cgroup_current().map(|x| x.to_string())),
+        "bytes",
+    );
+    if let Some(why) = &r.pressure_stop {
+        add("pressure", None, "guard_would_stop_1gib", why.clone(), "");
+    }
+    for s in &r.strategies {
+        let value = match &s.reason {
+            None => "supported".to_string(),
+            Some(why) => format!("not supported: {why}"),
+        };
+        add("strategy", Some(s.device), &s.strategy, value, "");
+    }
+    rows
+}
+
 /// The human form.
 pub fn render(r: &InfoReport) -> String {
     let env = &r.environment;
@@ -328,19 +463,22 @@ pub fn render(r: &InfoReport) -> String {
 /// `cumemlab info` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json\n  cumemlab info --who-sees 1GiB"
+    after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json\n  cumemlab info --csv > info.csv\n  cumemlab info --who-sees 1GiB"
 )]
 pub struct InfoArgs {
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
     /// Allocate SIZE with every strategy (one at a time, within the safety rules) and show what
     /// each accounting source saw after the allocation and after the first GPU touch.
-    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = crate::units::parse_size)]
+    #[arg(long, value_name = "SIZE", conflicts_with = "csv", allow_hyphen_values = true, value_parser = crate::units::parse_size)]
     pub who_sees: Option<u64>,
     /// Device for --who-sees.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
+    /// Print the report as CSV (section,device,key,value,unit: the lab's info.csv).
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// Runs `info` and prints it.
@@ -363,6 +501,9 @@ pub fn main(args: InfoArgs) -> crate::error::Result<()> {
         let text = serde_json::to_string_pretty(&r)
             .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
         println!("{text}");
+    } else if args.csv {
+        let bytes = crate::report::sink::to_csv(&csv_rows(&r))?;
+        print!("{}", String::from_utf8_lossy(&bytes));
     } else {
         print!("{}", render(&r));
     }

@@ -1281,25 +1281,6 @@ pub fn assemble(
 
 // ---------------------------------------------------------------- the folder
 
-/// A flat CSV row of `selftest` (kernel checks and bandwidth figures in one file).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SelftestCsvRow {
-    pub device: i32,
-    pub device_name: String,
-    /// `check` or `bandwidth`.
-    pub kind: String,
-    pub name: String,
-    pub bytes: u64,
-    pub passed: Option<bool>,
-    pub gbps_median: Option<f64>,
-    pub gbps_min: Option<f64>,
-    pub gbps_max: Option<f64>,
-    pub gbps_cv: Option<f64>,
-    pub runs: Option<u32>,
-    pub percent_of_memset: Option<f64>,
-    pub detail: Option<String>,
-}
-
 /// A flat CSV row of the plan capacity matrices.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanCsvRow {
@@ -1359,47 +1340,13 @@ pub fn csv_files(r: &LabResults) -> Result<Vec<(String, Vec<u8>)>> {
     }
     out.push(("accounting.csv".into(), to_csv(&acc)?));
     if let Some(i) = &r.info {
-        out.push(("info.csv".into(), to_csv(&i.strategies)?));
+        out.push(("info.csv".into(), to_csv(&super::info::csv_rows(i))?));
     }
     if let Some(v) = &r.selftest {
-        let mut rows = Vec::new();
-        for s in v {
-            for c in &s.checks {
-                rows.push(SelftestCsvRow {
-                    device: s.device,
-                    device_name: s.device_name.clone(),
-                    kind: "check".into(),
-                    name: c.kernel.clone(),
-                    bytes: c.bytes,
-                    passed: Some(c.passed),
-                    gbps_median: None,
-                    gbps_min: None,
-                    gbps_max: None,
-                    gbps_cv: None,
-                    runs: None,
-                    percent_of_memset: None,
-                    detail: Some(c.detail.clone()),
-                });
-            }
-            for b in &s.bandwidth {
-                rows.push(SelftestCsvRow {
-                    device: s.device,
-                    device_name: s.device_name.clone(),
-                    kind: "bandwidth".into(),
-                    name: b.op.clone(),
-                    bytes: b.bytes,
-                    passed: None,
-                    gbps_median: Some(b.gbps.median),
-                    gbps_min: Some(b.gbps.min),
-                    gbps_max: Some(b.gbps.max),
-                    gbps_cv: Some(b.gbps.cv),
-                    runs: Some(b.gbps.runs),
-                    percent_of_memset: Some(b.percent_of_memset),
-                    detail: None,
-                });
-            }
-        }
-        out.push(("selftest.csv".into(), to_csv(&rows)?));
+        out.push((
+            "selftest.csv".into(),
+            to_csv(&super::selftest::csv_rows(v))?,
+        ));
     }
     if let Some(s) = &r.sweep {
         out.push(("sweep.csv".into(), to_csv(&s.rows)?));

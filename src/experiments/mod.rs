@@ -105,7 +105,7 @@ impl DeviceSel {
 /// Loads the driver for a command that needs a GPU; a missing driver is a usage error (exit 2)
 /// naming why.
 pub fn require_driver() -> Result<Driver> {
-    Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU, and {e}")))
+    Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU: {e}")))
 }
 
 /// A context (with its stream and the kernel module) needs a few hundred MiB of device memory.

@@ -1040,15 +1040,8 @@ pub struct ProbeArgs {
     /// Probe past the safety ceiling up to the physical size (prints a warning; can wedge a unified-memory host). Managed memory on a discrete card still stops at cuMemGetInfo free.
     #[arg(long)]
     pub force: bool,
-    /// Print the result document as JSON on stdout.
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// Print the rows as CSV on stdout.
-    #[arg(long)]
-    pub csv: bool,
-    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
-    #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -1079,13 +1072,13 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         quiet: args.quiet,
     };
     opts.validate()?;
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;
     let env = Environment::collect(Some(&ordinals));
-    let mut sink = ResultSink::new("probe", env, args.out.as_deref())?;
+    let mut sink = ResultSink::new("probe", env, args.output.out.as_deref())?;
     let t = Instant::now();
     let result = run(&ordinals, &opts, &mut sink);
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
@@ -1093,9 +1086,9 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         .notes
         .push(format!("probe took {:.1} s", t.elapsed().as_secs_f64()));
     sink.finish(was_interrupted)?;
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
-    } else if args.csv {
+    } else if args.output.csv {
         print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         print!("{}", render(&sink.doc));

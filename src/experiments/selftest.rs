@@ -353,10 +353,71 @@ pub fn render(r: &SelftestReport) -> String {
     out
 }
 
+/// A flat CSV row of `selftest` (kernel checks and bandwidth figures in one file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SelftestCsvRow {
+    pub device: i32,
+    pub device_name: String,
+    /// `check` or `bandwidth`.
+    pub kind: String,
+    pub name: String,
+    pub bytes: u64,
+    pub passed: Option<bool>,
+    pub gbps_median: Option<f64>,
+    pub gbps_min: Option<f64>,
+    pub gbps_max: Option<f64>,
+    pub gbps_cv: Option<f64>,
+    pub runs: Option<u32>,
+    pub percent_of_memset: Option<f64>,
+    pub detail: Option<String>,
+}
+
+/// The self-test reports as flat CSV rows (the lab's `selftest.csv`, `selftest --csv`).
+pub fn csv_rows(reports: &[SelftestReport]) -> Vec<SelftestCsvRow> {
+    let mut rows = Vec::new();
+    for s in reports {
+        for c in &s.checks {
+            rows.push(SelftestCsvRow {
+                device: s.device,
+                device_name: s.device_name.clone(),
+                kind: "check".into(),
+                name: c.kernel.clone(),
+                bytes: c.bytes,
+                passed: Some(c.passed),
+                gbps_median: None,
+                gbps_min: None,
+                gbps_max: None,
+                gbps_cv: None,
+                runs: None,
+                percent_of_memset: None,
+                detail: Some(c.detail.clone()),
+            });
+        }
+        for b in &s.bandwidth {
+            rows.push(SelftestCsvRow {
+                device: s.device,
+                device_name: s.device_name.clone(),
+                kind: "bandwidth".into(),
+                name: b.op.clone(),
+                bytes: b.bytes,
+                passed: None,
+                gbps_median: Some(b.gbps.median),
+                gbps_min: Some(b.gbps.min),
+                gbps_max: Some(b.gbps.max),
+                gbps_cv: Some(b.gbps.cv),
+                runs: Some(b.gbps.runs),
+                percent_of_memset: Some(b.percent_of_memset),
+                detail: None,
+            });
+        }
+    }
+    rows
+}
+
 /// `cumemlab selftest` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json"
+    after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json\n  cumemlab selftest --out selftest.csv"
 )]
 pub struct SelftestArgs {
     /// Device ordinal, or `all`.
@@ -368,9 +429,8 @@ pub struct SelftestArgs {
     /// Timed runs per bandwidth figure (after one discarded warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -378,26 +438,40 @@ pub struct SelftestArgs {
 
 /// Runs the self-test on the selected devices; exit 1 when a kernel is wrong.
 pub fn main(args: SelftestArgs) -> Result<()> {
+    let output = args.output;
+    if let Some(out) = &output.out {
+        crate::report::sink::check_writable(out)?;
+    }
     let drv = super::require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;
+    let tables = !output.json && !output.csv;
     let opts = SelftestOptions {
         bytes: args.size,
         runs: args.runs,
-        quiet: args.quiet || args.json,
+        quiet: args.quiet || !tables,
     };
     let mut reports = Vec::new();
     for o in ordinals {
         let gpu = Gpu::open(&drv, o)?;
         let r = run(&gpu, &opts)?;
-        if !args.json {
+        if tables {
             print!("{}", render(&r));
         }
         reports.push(r);
     }
-    if args.json {
-        let text =
-            serde_json::to_string_pretty(&reports).map_err(|e| Error::Failed(e.to_string()))?;
-        println!("{text}");
+    let json = || crate::report::sink::to_json(&reports);
+    let csv = || crate::report::sink::to_csv(&csv_rows(&reports));
+    if let Some(out) = &output.out {
+        let bytes = match crate::report::OutFormat::for_path(out) {
+            crate::report::OutFormat::Json => json()?,
+            crate::report::OutFormat::Csv => csv()?,
+        };
+        crate::report::write_atomic(out, &bytes)?;
+    }
+    if output.json {
+        print!("{}", String::from_utf8_lossy(&json()?));
+    } else if output.csv {
+        print!("{}", String::from_utf8_lossy(&csv()?));
     }
     if reports.iter().all(|r| r.all_passed) {
         Ok(())

@@ -924,15 +924,8 @@ pub struct SweepArgs {
     /// `pool`: the default pool's release threshold (0 returns memory at every synchronize).
     #[arg(long, default_value = "0B", value_parser = parse_threshold)]
     pub pool_release_threshold: u64,
-    /// Print the result document as JSON on stdout.
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// Print the rows as CSV on stdout.
-    #[arg(long)]
-    pub csv: bool,
-    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -964,7 +957,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
             "--page-stride {page_stride}B must be a multiple of 4 bytes"
         )));
     }
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
@@ -984,7 +977,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
         quiet: args.quiet,
     };
     let env = Environment::collect(Some(&ordinals));
-    let mut sink = ResultSink::new("sweep", env, args.out.as_deref())?;
+    let mut sink = ResultSink::new("sweep", env, args.output.out.as_deref())?;
     let t = Instant::now();
     let result = run(&ordinals, &opts, &mut sink);
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
@@ -996,9 +989,9 @@ pub fn main(args: SweepArgs) -> Result<()> {
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
     sink.finish(was_interrupted)?;
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
-    } else if args.csv {
+    } else if args.output.csv {
         print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         print!("{}", render(&sink.doc));

@@ -93,7 +93,7 @@ fn is_permission(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::PermissionDenied
         || matches!(
             e.raw_os_error(),
-            Some(nix::libc::EPERM | nix::libc::EACCES | nix::libc::EROFS)
+            Some(libc::EPERM | libc::EACCES | libc::EROFS)
         )
 }
 

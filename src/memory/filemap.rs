@@ -64,8 +64,8 @@ impl FileMap {
         // SAFETY: the address and length describe this live mapping (page-aligned, as mmap
         // returns it); `vec` holds one byte per page of that length, as mincore requires.
         let r = unsafe {
-            nix::libc::mincore(
-                self.map.as_ptr() as *mut nix::libc::c_void,
+            libc::mincore(
+                self.map.as_ptr() as *mut libc::c_void,
                 self.bytes as usize,
                 vec.as_mut_ptr(),
             )

@@ -83,7 +83,7 @@ pub(super) fn mmap_error(call: &'static str, bytes: u64, e: std::io::Error) -> E
     Error::Os {
         call,
         message: format!("{call} of {bytes} bytes: {e}"),
-        out_of_memory: e.raw_os_error() == Some(nix::libc::ENOMEM)
+        out_of_memory: e.raw_os_error() == Some(libc::ENOMEM)
             || e.kind() == std::io::ErrorKind::OutOfMemory,
     }
 }

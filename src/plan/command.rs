@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// `cumemlab plan` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab plan --model llama-3.1-70b --target gb10\n  cumemlab plan --params 8B --workload qlora --lora-rank 64 --target h100-80gb\n  cumemlab plan --config ./config.json --precisions fp8,nvfp4 --context 32768 --json\n  cumemlab plan --capacity --target h200\n\nModels: llama-3.1-8b, llama-3.1-70b, llama-3.2-1b, llama-3.2-3b, mistral-7b, mixtral-8x7b, qwen2.5-7b,\nqwen2.5-32b, qwen2.5-72b, gemma-2-9b, gemma-2-27b, gpt-oss-20b, gpt-oss-120b.\nTargets: gb10, h100-80gb, h200, rtx4090, rtx5090, or a size such as 96GiB. GB = 1e9 bytes throughout."
+    after_help = "Examples:\n  cumemlab plan --model llama-3.1-70b --precision fp8 --target gb10\n  cumemlab plan --model llama-3.1-70b --precision fp8 --context 128k --workload inference -v\n  cumemlab plan --params 8B --workload qlora --lora-rank 64 --target h100-80gb\n  cumemlab plan --config ./config.json --precision fp8,nvfp4 --context 32768 --json\n  cumemlab plan --capacity --target h200\n\nModels: llama-3.1-8b, llama-3.1-70b, llama-3.2-1b, llama-3.2-3b, mistral-7b, mixtral-8x7b, qwen2.5-7b,\nqwen2.5-32b, qwen2.5-72b, gemma-2-9b, gemma-2-27b, gpt-oss-20b, gpt-oss-120b.\nTargets: gb10, h100-80gb, h200, rtx4090, rtx5090, or a size such as 96GiB. GB = 1e9 bytes throughout.\nThe answer is the verdict and one summary table; -v (--verbose) adds the model's shape, every\nline with its formula, the capacity matrix and the assumptions."
 )]
 pub struct PlanArgs {
     /// Parameter count, e.g. 70B or 7.6e9.
@@ -24,19 +24,19 @@ pub struct PlanArgs {
     /// A Hugging Face style config.json.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Weight precisions (comma-separated): fp32, tf32, fp16, bf16, fp8-e4m3, fp8-e5m2, int8, int4, nvfp4, mxfp4. Default: all.
-    #[arg(long, value_parser = parse_precisions)]
+    /// Weight precision, or several comma-separated: fp32 (f32, float32), tf32, fp16 (f16, half), bf16, fp8-e4m3 (fp8, e4m3), fp8-e5m2 (e5m2), int8, int4, nvfp4, mxfp4, nf4, or all. Default: all.
+    #[arg(long = "precision", visible_alias = "precisions", value_parser = parse_precisions)]
     pub precisions: Option<crate::cli::List<Precision>>,
-    /// inference, full-finetune, lora, qlora or all.
+    /// inference, full-finetune (full), lora, qlora or all.
     #[arg(long, default_value = "all", value_parser = parse_workload)]
     pub workload: Workload,
-    /// Context length in tokens.
-    #[arg(long, default_value_t = super::DEFAULT_CONTEXT, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    /// Context length in tokens: 8192, or with k = 1024 tokens as model cards count them (128k = 131,072), M = 1024k.
+    #[arg(long, default_value_t = super::DEFAULT_CONTEXT, value_parser = parse_context)]
     pub context: u64,
     /// Sequences per batch.
     #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch: u64,
-    /// KV-cache precision.
+    /// KV-cache precision (same names as --precision).
     #[arg(long, default_value = "fp16", value_parser = parse_precision)]
     pub kv_dtype: Precision,
     /// LoRA/QLoRA adapter rank.
@@ -51,9 +51,37 @@ pub struct PlanArgs {
     /// Only the capacity matrix (largest model per workload and precision) for the target.
     #[arg(long)]
     pub capacity: bool,
+    /// The long form (same as -v): shape, formulas line by line, capacity matrix, assumptions.
+    #[arg(long)]
+    pub explain: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The largest context `--context` accepts, in tokens.
+pub const MAX_CONTEXT: u64 = 100_000_000;
+
+/// `--context`: a whole number of tokens, optionally with `k` (x1024) or `M` (x1024^2), as model
+/// cards write "128k" for 131,072 tokens.
+pub fn parse_context(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim().replace(['_', ','], "");
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1024u64),
+        Some((i, 'm' | 'M')) => (&t[..i], 1024 * 1024),
+        _ => (t.as_str(), 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!(
+            "`{s}` is not a token count: give a whole number such as 8192 or 128k (k = 1024 tokens)"
+        )
+    })?;
+    match n.checked_mul(mult) {
+        Some(v) if (1..=MAX_CONTEXT).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is outside 1..={MAX_CONTEXT} tokens: give for example 8192 or 128k"
+        )),
+    }
 }
 
 fn parse_precisions(s: &str) -> std::result::Result<crate::cli::List<Precision>, String> {
@@ -86,7 +114,8 @@ pub fn device_target() -> Option<Target> {
 }
 
 /// Runs `plan` from the command line.
-pub fn main(args: PlanArgs) -> Result<()> {
+pub fn main(args: PlanArgs, verbose: bool) -> Result<()> {
+    let verbose = verbose || args.explain;
     let mut notes = Vec::new();
     let target = match args.target {
         Some(t) => t,
@@ -140,7 +169,7 @@ pub fn main(args: PlanArgs) -> Result<()> {
             serde_json::to_string_pretty(&report).map_err(|e| Error::Failed(e.to_string()))?
         );
     } else {
-        print!("{}", render_text(&report));
+        print!("{}", render_text(&report, verbose));
     }
     Ok(())
 }

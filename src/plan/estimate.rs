@@ -348,10 +348,9 @@ impl Scenario<'_> {
                 "activation workspace (prefill)",
                 workspace,
                 format!(
-                    "{context} ctx x {batch} batch x (2 x {} hidden + 2 x {} active experts x {} intermediate) x {} B + {batch} batch x {} vocab x 4 B (last-token fp32 logits)",
+                    "{context} ctx x {batch} batch x (2 x {} hidden + 2 x {}) x {} B + {batch} batch x {} vocab x 4 B (last-token fp32 logits)",
                     a.hidden_size,
-                    a.experts_active,
-                    a.intermediate_size,
+                    mlp_term(a),
                     fmt_num(act),
                     a.vocab_size
                 ),
@@ -379,8 +378,9 @@ impl Scenario<'_> {
             )
         };
         let layer_expr = format!(
-            "{context} ctx x {batch} batch x (17 x {} hidden + 8 x {} active experts x {} intermediate) B{scale}",
-            a.hidden_size, a.experts_active, a.intermediate_size
+            "{context} ctx x {batch} batch x (17 x {} hidden + 8 x {}) B{scale}",
+            a.hidden_size,
+            mlp_term(a)
         );
         if checkpointing {
             let inputs = act * s * b * h * l;
@@ -592,4 +592,17 @@ pub fn fmt_count(v: f64) -> String {
 /// A short number: whole numbers without decimals, fractions in their shortest exact form.
 pub fn fmt_num(v: f64) -> String {
     format!("{v}")
+}
+
+/// The MLP width in a formula: "28672 intermediate" for a dense model, "4 active experts x 14336
+/// intermediate" for a mixture of experts (never "1 active experts").
+fn mlp_term(a: &Architecture) -> String {
+    if a.is_moe() {
+        format!(
+            "{} active experts x {} intermediate",
+            a.experts_active, a.intermediate_size
+        )
+    } else {
+        format!("{} intermediate", a.intermediate_size)
+    }
 }

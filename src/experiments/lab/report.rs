@@ -766,8 +766,20 @@ fn accounting(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<(
             values: values(s),
         })
         .collect();
+    // Without a GPU there is no cuMemGetInfo series: the titles say what is plotted.
+    let (title, caption) = if devs.is_empty() {
+        (
+            "Host memory: MemAvailable, MemFree and the page cache (no GPU here)",
+            "Memory accounting: MemTotal, MemAvailable, MemFree and Cached (no GPU, so no cuMemGetInfo)",
+        )
+    } else {
+        (
+            "cuMemGetInfo against MemAvailable and the page cache",
+            "Memory accounting: cuMemGetInfo free against MemAvailable, MemFree and Cached",
+        )
+    };
     let svg = bar_chart(&BarChart {
-        title: "cuMemGetInfo against MemAvailable and the page cache".into(),
+        title: title.into(),
         value_label: "memory (GiB = 2^30 bytes)".into(),
         categories: cats.clone(),
         series,
@@ -777,7 +789,7 @@ fn accounting(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<(
     })?;
     let fig = p.figure(
         "accounting",
-        "Memory accounting: cuMemGetInfo free against MemAvailable, MemFree and Cached",
+        caption,
         "From the environment recorded at the start of the lab and again at its end (`accounting` in results.json).",
         svg,
     );

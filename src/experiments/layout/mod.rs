@@ -48,7 +48,10 @@ use crate::host::MemInfo;
 use crate::memory::safety::{Budget, DEFAULT_HEADROOM, Forced};
 use crate::memory::{AllocOptions, Allocation, Backing, Strategy, allocate, prefetch_to_device};
 use crate::plan::{BATCH_SEARCH_CAP, CONTEXT_SEARCH_CAP, Precision};
-use crate::report::{Document, Progress, ResultSink, sink::to_json};
+use crate::report::{
+    Document, Progress, ResultSink,
+    sink::{to_csv, to_json},
+};
 use crate::units::{GB, MIB, fmt_bytes, parse_size};
 
 /// Row phases, in the order they are written. The names are the `phase` values of the rows.
@@ -989,12 +992,9 @@ pub struct LayoutArgs {
     /// Print the tensors and their total, then stop (no GPU needed).
     #[arg(long, conflicts_with = "out")]
     pub dry_run: bool,
-    /// Print the result document (with --dry-run: the layout) as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Write results to this file as they finish (.csv for CSV, else JSON), atomically.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    /// --json, --csv and --out (with --dry-run, --json and --csv print the tensors).
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -1056,14 +1056,16 @@ pub fn layout_from_args(args: &LayoutArgs) -> Result<Layout> {
 pub fn main(args: LayoutArgs) -> Result<()> {
     let layout = layout_from_args(&args)?;
     if args.dry_run {
-        if args.json {
+        if args.output.json {
             print!("{}", String::from_utf8_lossy(&to_json(&layout)?));
+        } else if args.output.csv {
+            print!("{}", String::from_utf8_lossy(&to_csv(&layout.tensors)?));
         } else {
             print!("{}", render_layout(&layout));
         }
         return Ok(());
     }
-    if let Some(out) = &args.out {
+    if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
@@ -1077,14 +1079,14 @@ pub fn main(args: LayoutArgs) -> Result<()> {
         headroom: args.headroom,
         force: args.force,
         alloc: AllocOptions::default(),
-        quiet: args.quiet || args.json,
+        quiet: args.quiet || args.output.json || args.output.csv,
     };
     // Refuse an oversized layout before any file is written.
     if args.strategy.supported(&gpu.attrs).is_ok() {
         preflight(&gpu, &opts)?;
     }
     let env = Environment::collect(Some(&[args.device]));
-    let mut sink = ResultSink::new("layout", env, args.out.as_deref())?;
+    let mut sink = ResultSink::new("layout", env, args.output.out.as_deref())?;
     sink.doc.notes.push(format!(
         "{}: {} tensors, {:.3} GB (1e9), strategy {}, free pattern {}",
         opts.layout.source,
@@ -1100,8 +1102,10 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let f = findings(&sink.doc.rows);
     sink.doc.notes.extend(f);
     sink.finish(was_interrupted)?;
-    if args.json {
+    if args.output.json {
         print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+    } else if args.output.csv {
+        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
     } else {
         print!("{}", render(&sink.doc));
         println!("layout took {:.1} s", t.elapsed().as_secs_f64());

@@ -157,12 +157,27 @@ fn norm_positions(norms: &[String]) -> (&[String], &[String], &[String]) {
     }
 }
 
+/// The format a model's norm vectors are stored in at `precision`: the precision itself for the
+/// 16- and 32-bit formats, bf16 for the 8- and 4-bit ones. Quantizers replace linear layers only
+/// and leave norms in 16-bit: Hugging Face Transformers' NVFP4Config "replaces eligible bias-free
+/// torch.nn.Linear modules" (https://huggingface.co/docs/transformers/quantization/nvfp4),
+/// llm-compressor NVFP4 recipes target `[Linear]` and ignore `re:.*layernorm.*`
+/// (https://huggingface.co/Firworks/Step-Audio-R1-nvfp4/blob/main/recipe.yaml), and QLoRA's
+/// bitsandbytes quantizes `Linear4bit` modules only (Dettmers et al. 2023, arXiv:2305.14314).
+pub fn norm_dtype(precision: Precision) -> Precision {
+    match precision {
+        Precision::Fp32 | Precision::Tf32 | Precision::Fp16 | Precision::Bf16 => precision,
+        _ => Precision::Bf16,
+    }
+}
+
 /// A model's tensors at `precision`: per layer the fused q/k/v projection (`attn.qkv`), the
 /// output projection (`attn.o`), the fused gate/up projection (`mlp.gate_up`) and `mlp.down` (for
 /// a mixture of experts: every expert's in one `mlp.experts.*` tensor, plus `mlp.router`), and
 /// the norm vectors; then `final_norm`, `embeddings` and `lm_head` (absent when tied); then, with
 /// `kv`, one `kv_cache` tensor per layer (K and V, sliding layers holding only their window).
-/// Every parameter is stored at `precision`, as the planner counts them.
+/// Every parameter is stored at `precision`, as the planner counts them, except the norm vectors
+/// of 8- and 4-bit formats, which stay in bf16 ([`norm_dtype`]).
 pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<KvCache>) -> Layout {
     let h = arch.hidden_size;
     let q = arch.q_width();
@@ -186,14 +201,15 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
         precision,
     );
     let norms = norm_names(arch.norms_per_layer);
+    let nd = norm_dtype(precision);
     for l in 0..arch.layers {
         let mut layer = |component: &str, values: u64| {
-            push(
-                format!("layer.{l}.{component}"),
-                component,
-                values,
-                precision,
-            )
+            let dtype = if norms.iter().any(|n| n == component) {
+                nd
+            } else {
+                precision
+            };
+            push(format!("layer.{l}.{component}"), component, values, dtype)
         };
         let (pre, mid, tail) = norm_positions(&norms);
         for n in pre {
@@ -216,7 +232,7 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
             layer(n, h);
         }
     }
-    push("final_norm".into(), "final_norm", h, precision);
+    push("final_norm".into(), "final_norm", h, nd);
     if !arch.tie_word_embeddings {
         push("lm_head".into(), "lm_head", arch.vocab_size * h, precision);
     }
@@ -231,6 +247,11 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
         weights as f64 / GB as f64,
         fmt_bytes(weights)
     )];
+    if nd != precision {
+        notes.push(format!(
+            "layer norms stay in {nd}: {precision} quantizes the linear layers only, as real checkpoints do"
+        ));
+    }
     if arch.tie_word_embeddings {
         notes.push("tied embeddings: the lm head reuses the embedding matrix, so it has no tensor of its own".to_string());
     }

@@ -68,16 +68,29 @@ fn model_presets_add_up_to_the_planner() {
                 workload: Workload::Inference,
                 ..Default::default()
             };
-            let planned = plan(&opts).unwrap().precisions[0].weights_bytes;
+            // Norm vectors stay in bf16 for 8- and 4-bit formats (the planner counts them at p).
+            let norm_values = (arch.layers * arch.norms_per_layer + 1) * arch.hidden_size;
+            let nd = super::preset::norm_dtype(p);
+            let planned = plan(&opts).unwrap().precisions[0].weights_bytes
+                + super::preset::bytes_of(norm_values, nd)
+                - super::preset::bytes_of(norm_values, p);
             let w = weights(&l);
             let n = l.tensors.len() as u64;
             assert!(
-                w >= planned.saturating_sub(1) && w <= planned + n,
+                w + n >= planned && w <= planned + n,
                 "{} {p}: layout weights {w} vs planned {planned}",
                 m.key
             );
             if p == Precision::Bf16 {
                 assert_eq!(w as f64, arch.params_derived() * 2.0, "{} bf16", m.key);
+            } else {
+                let norm = l.tensors.iter().find(|t| t.name == "final_norm");
+                assert_eq!(
+                    norm.and_then(|t| t.dtype),
+                    Some(Precision::Bf16),
+                    "{} {p}",
+                    m.key
+                );
             }
             // KV cache: the planner's formula, sliding-window layers included.
             let kv_bytes: u64 = l

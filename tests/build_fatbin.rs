@@ -1,0 +1,140 @@
+//! What `build.rs` embeds: one fatbin with SASS (GPU machine code) for every architecture the tool
+//! supports and `compute_80` PTX for newer GPUs to JIT, and that exact fatbin inside the
+//! `cumemlab` binary. No GPU needed.
+//!
+//! The toolkit `scripts/install-cuda-toolkit.sh` installs has no `cuobjdump`, so the fatbin is read
+//! here by hand. Layout, as nvcc 13.0 writes it (little-endian): a 16-byte header (magic
+//! `0xBA55ED50` u32, version u16, header size u16, size of the entries u64), then entries, each
+//! with kind u16 at 0 (1 = PTX, 2 = ELF cubin), its header size u32 at 4, its payload size u64 at
+//! 8 and the architecture u32 at 28 (80 for sm_80). The reading is cross-checked against the
+//! payload itself: every ELF entry must be a CUDA ELF (`e_machine` 190) whose `e_flags` name the
+//! same architecture (bits 8-15 in this ELF ABI), so a misread layout fails the test rather than
+//! passing it.
+
+mod common;
+
+/// The fatbin build.rs wrote, as the binary embeds it (`src/driver/kernels.rs` includes the same
+/// file).
+const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin"));
+
+/// The architectures build.rs compiled SASS for (it skips those an old nvcc cannot build).
+const BUILT_SASS: &str = env!("CUMEMLAB_SASS_ARCHES");
+
+/// What the README promises: SASS for these, PTX for compute_80.
+const WANT_SASS: &[u32] = &[80, 86, 89, 90, 100, 120, 121];
+const WANT_PTX: &[u32] = &[80];
+
+const EM_CUDA: u16 = 190;
+
+#[derive(Debug, PartialEq)]
+struct Entry {
+    kind: u16,
+    arch: u32,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Every entry of a fatbin, checking each ELF payload against its entry header.
+fn entries(b: &[u8]) -> Vec<Entry> {
+    assert!(b.len() >= 16, "a fatbin is at least its 16-byte header");
+    assert_eq!(u32_at(b, 0), 0xBA55_ED50, "fatbin magic");
+    let header = u16_at(b, 6) as usize;
+    let end = header + u64_at(b, 8) as usize;
+    assert_eq!(end, b.len(), "the header's size covers the whole file");
+    let mut out = Vec::new();
+    let mut at = header;
+    while at < end {
+        let kind = u16_at(b, at);
+        let head = u32_at(b, at + 4) as usize;
+        let size = u64_at(b, at + 8) as usize;
+        let arch = u32_at(b, at + 28);
+        assert!(head >= 32 && at + head + size <= end, "entry at {at} fits");
+        let payload = &b[at + head..at + head + size];
+        match kind {
+            1 => {}
+            2 => {
+                assert_eq!(&payload[..4], b"\x7fELF", "ELF entry at {at}");
+                assert_eq!(u16_at(payload, 18), EM_CUDA, "a CUDA ELF at {at}");
+                let flags = u32_at(payload, 48);
+                assert_eq!((flags >> 8) & 0xff, arch, "e_flags name sm_{arch} at {at}");
+            }
+            k => panic!("unknown fatbin entry kind {k} at {at}"),
+        }
+        out.push(Entry { kind, arch });
+        at += head + size;
+    }
+    out
+}
+
+fn arches(e: &[Entry], kind: u16) -> Vec<u32> {
+    let mut v: Vec<u32> = e
+        .iter()
+        .filter(|x| x.kind == kind)
+        .map(|x| x.arch)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn fatbin_has_sass_for_every_arch_and_compute_80_ptx() {
+    let e = entries(FATBIN);
+    assert_eq!(arches(&e, 2), WANT_SASS, "SASS (ELF) entries: {e:?}");
+    assert_eq!(arches(&e, 1), WANT_PTX, "PTX entries: {e:?}");
+    let built: Vec<u32> = BUILT_SASS.split(',').map(|a| a.parse().unwrap()).collect();
+    assert_eq!(built, WANT_SASS, "build.rs reports what it compiled");
+}
+
+#[test]
+fn the_reader_rejects_what_is_not_such_a_fatbin() {
+    // A wrong magic, a size that does not cover the file, and an ELF entry whose payload names
+    // another architecture than its header: each must fail the reading above.
+    let mut bad_magic = FATBIN.to_vec();
+    bad_magic[0] ^= 0xff;
+    let mut short = FATBIN.to_vec();
+    short.truncate(FATBIN.len() - 8);
+    let mut wrong_arch = FATBIN.to_vec();
+    let first_elf = {
+        let mut at = u16_at(FATBIN, 6) as usize;
+        while u16_at(FATBIN, at) != 2 {
+            at += u32_at(FATBIN, at + 4) as usize + u64_at(FATBIN, at + 8) as usize;
+        }
+        at
+    };
+    wrong_arch[first_elf + 28] ^= 0x01;
+    for (what, b) in [
+        ("bad magic", bad_magic),
+        ("short", short),
+        ("wrong arch", wrong_arch),
+    ] {
+        let r = std::panic::catch_unwind(|| entries(&b));
+        assert!(r.is_err(), "{what} was read as a fatbin");
+    }
+}
+
+#[test]
+fn the_binary_embeds_this_fatbin() {
+    let bin = std::fs::read(common::bin()).expect("the cumemlab binary is readable");
+    let head = &FATBIN[..64];
+    let found = bin
+        .windows(head.len())
+        .enumerate()
+        .filter(|(_, w)| *w == head)
+        .any(|(i, _)| bin.get(i..i + FATBIN.len()) == Some(FATBIN));
+    assert!(
+        found,
+        "{} does not contain the {} bytes of kernels.fatbin",
+        common::bin().display(),
+        FATBIN.len()
+    );
+}
