@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 pub use context::{Context, Event, Stream};
 pub use device::{ATTRIBUTES, Attribute, Device, DeviceAttributes};
 pub use error::{DriverError, Error, Result};
-pub use kernels::{CheckResult, Kernels, host_pattern_byte, host_pattern_sum, host_pattern_word};
+pub use kernels::{
+    CheckResult, FillShape, Kernels, host_pattern_byte, host_pattern_sum, host_pattern_word,
+};
 
 /// A device address (`CUdeviceptr`).
 pub type DevicePtr = sys::CUdeviceptr;

@@ -893,6 +893,7 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
                     bytes: None,
                     runs,
                     quiet,
+                    fill_sizes: None,
                 },
             )?;
             let failed: Vec<String> = r
