@@ -1,5 +1,7 @@
 //! `cumemlab lab`: the whole lab in one command, for the new owner of a GPU host. It runs `info`,
-//! `selftest`, `sweep`, `probe`, `cache` status (and `cache effect` with `--with-cache-effect`),
+//! `selftest`, `sweep`, `probe`, `cache` status, `cache effect` (by default on integrated or
+//! pageable-memory devices, where the page cache competes with GPU allocations; with
+//! `--with-cache-effect` on discrete cards),
 //! `layout --preset 13b-sim` and the `plan` capacity matrix, each in turn on each selected device,
 //! with sizes and repetitions scaled to a time budget; then it writes a results folder:
 //! `results.json` (everything, with the environment), one CSV per experiment, `report.md` with its
@@ -570,7 +572,7 @@ pub struct LabArgs {
     /// Also plan for this target (gb10, h100-80gb, h200, rtx4090, rtx5090, or a size); without a GPU the default is gb10.
     #[arg(long, value_parser = parse_target)]
     pub target: Option<Target>,
-    /// Also run `cache effect` (writes and removes a temporary file of up to 4 GiB).
+    /// Also run `cache effect` on a discrete card (writes and removes a temporary file of up to 4 GiB); integrated or pageable-memory devices (GB10) run it by default (`--skip cache-effect` leaves it out).
     #[arg(long)]
     pub with_cache_effect: bool,
     /// Steps to leave out, comma-separated: info, selftest, sweep, probe, cache, cache-effect, layout, plan.
@@ -826,6 +828,7 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         Environment::collect(Some(&ordinals))
     };
     let skip = |s: &str| opts.skip.iter().any(|k| k == s);
+    let with_cache_effect = opts.with_cache_effect || cache_effect_by_default(&env.devices);
     let budgets: Vec<DeviceBudget> = env
         .devices
         .iter()
@@ -842,13 +845,13 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         !skip("sweep"),
         !skip("probe"),
         !skip("layout"),
-        opts.with_cache_effect && !skip("cache-effect"),
+        with_cache_effect && !skip("cache-effect"),
     );
     let settings = LabSettings {
         budget_minutes: opts.budget_minutes,
         devices: ordinals.clone(),
         target: opts.target.as_ref().map(|t| t.name.clone()),
-        with_cache_effect: opts.with_cache_effect,
+        with_cache_effect,
         skip: opts.skip.clone(),
         headroom_bytes: opts.headroom,
         plan: plan.clone(),
@@ -1016,12 +1019,13 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         })?;
     }
 
-    // 6. cache effect (first device), only when asked for
+    // 6. cache effect (first device): by default on integrated or pageable-memory devices, else
+    // when asked for
     {
-        let not_run = if !opts.with_cache_effect {
+        let not_run = if !with_cache_effect {
             Some((
                 StepStatus::Skipped,
-                "not asked for: add --with-cache-effect (writes and removes a temporary file of up to 4 GiB)".to_string(),
+                "not asked for on a discrete card: add --with-cache-effect (writes and removes a temporary file of up to 4 GiB)".to_string(),
             ))
         } else {
             skipped("cache-effect").or_else(|| gpu_reason("cache effect"))
@@ -1433,6 +1437,41 @@ pub fn write_report(r: &LabResults, dir: &Path) -> Result<Vec<String>> {
     Ok(page.findings)
 }
 
+/// Whether `cache effect` runs without being asked: the first device is integrated or reaches
+/// pageable memory, so the page cache competes with its allocations (the GB10 headline).
+pub fn cache_effect_by_default(devices: &[crate::experiments::env::DeviceInfo]) -> bool {
+    devices
+        .first()
+        .is_some_and(|d| d.architecture.is_unified() || d.attributes.flag("pageable_memory_access"))
+}
+
+/// The one command that packs a results folder for sending: `tar -czf NAME.tar.gz -C PARENT NAME`.
+pub fn pack_command(dir: &Path) -> String {
+    let q = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/+:@".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let name = dir
+        .file_name()
+        .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| ".".into(), |p| p.to_string_lossy().into_owned());
+    format!(
+        "tar -czf {} -C {} {}",
+        q(&format!("{name}.tar.gz")),
+        q(&parent),
+        q(&name)
+    )
+}
+
 /// The summary printed at the end.
 fn summary(r: &LabResults, dir: &Path, findings: &[String]) -> String {
     let mut out = format!("cumemlab lab: results in {}\n\n", dir.display());
@@ -1506,7 +1545,12 @@ pub fn main(args: LabArgs) -> Result<()> {
     if args.json {
         crate::report::sink::print_stdout(to_json(&r)?)?;
     } else {
-        crate::report::sink::print_stdout(summary(&r, &dir, &findings))?;
+        let mut text = summary(&r, &dir, &findings);
+        text.push_str(&format!(
+            "\nTo send these results (see the README's \"Results wanted\"), pack the folder with:\n  {}\n",
+            pack_command(&dir)
+        ));
+        crate::report::sink::print_stdout(text)?;
     }
     if r.interrupted {
         return Err(Error::Interrupted);
@@ -1588,6 +1632,55 @@ mod tests {
         let p = plan_budget(600.0, &[], true, true, true, true, true);
         assert!(p.sweep_sizes.is_empty());
         assert!(p.estimated_s <= cost::HOST_STEPS_S + 1e-9);
+    }
+
+    #[test]
+    fn cache_effect_runs_by_default_on_unified_or_pageable_devices() {
+        use crate::driver::DeviceAttributes;
+        use crate::memory::arch::UsableEstimate;
+        let m = crate::test_support::meminfo("gb10-cache-heavy.txt");
+        let dev = |pairs: &[(&str, i64)]| {
+            let attributes = DeviceAttributes::from_pairs(pairs);
+            let architecture = crate::memory::arch::MemoryArchitecture::classify(&attributes);
+            crate::experiments::env::DeviceInfo {
+                ordinal: 0,
+                name: "x".into(),
+                uuid: String::new(),
+                pci_bus_id: String::new(),
+                compute_capability: String::new(),
+                multiprocessors: 1,
+                total_bytes: 0,
+                cumemgetinfo_free_bytes: 0,
+                cumemgetinfo_total_bytes: 0,
+                architecture,
+                usable: UsableEstimate::new(architecture, 0, &m),
+                attributes,
+            }
+        };
+        let gb10 = dev(&[
+            ("integrated", 1),
+            ("pageable_memory_access", 1),
+            ("pageable_memory_access_uses_host_page_tables", 1),
+        ]);
+        let hmm = dev(&[("pageable_memory_access", 1)]);
+        let h200 = dev(&[]);
+        assert!(cache_effect_by_default(std::slice::from_ref(&gb10)));
+        assert!(cache_effect_by_default(std::slice::from_ref(&hmm)));
+        assert!(!cache_effect_by_default(std::slice::from_ref(&h200)));
+        assert!(!cache_effect_by_default(&[]));
+    }
+
+    #[test]
+    fn the_pack_command_quotes_what_needs_it() {
+        assert_eq!(
+            pack_command(Path::new("cumemlab-results/spark-1-2026-11-30")),
+            "tar -czf spark-1-2026-11-30.tar.gz -C cumemlab-results spark-1-2026-11-30"
+        );
+        assert_eq!(
+            pack_command(Path::new("/tmp/my results/it's")),
+            "tar -czf 'it'\\''s.tar.gz' -C '/tmp/my results' 'it'\\''s'"
+        );
+        assert_eq!(pack_command(Path::new("x")), "tar -czf x.tar.gz -C . x");
     }
 
     #[test]

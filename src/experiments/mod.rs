@@ -15,6 +15,7 @@ pub mod layout;
 pub mod probe;
 pub mod selftest;
 pub mod sweep;
+pub mod visibility;
 pub mod watch;
 
 use std::sync::Arc;
