@@ -1,5 +1,6 @@
 //! The crate's error type and how it maps to exit codes: bad input is exit 2 (one sentence naming
-//! the input and the fix), an interrupted run is exit 130, everything else exit 1.
+//! the input and the fix), an interrupted run is exit 130, a closed standard output a quiet 141,
+//! everything else exit 1.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub enum Error {
     Interrupted,
     /// A measurement that came out wrong (for example data that did not verify): exit 1.
     Failed(String),
+    /// Standard output was closed by its reader (`cumemlab ... | head`): a quiet exit, 141 as a
+    /// shell reports a process ended by SIGPIPE.
+    OutputClosed,
 }
 
 impl Error {
@@ -40,6 +44,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Interrupted => 130,
+            Error::OutputClosed => 141,
             _ => 1,
         }
     }
@@ -52,6 +57,7 @@ impl fmt::Display for Error {
             Error::Driver(e) => e.fmt(f),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Interrupted => f.write_str("interrupted: finished rows were written"),
+            Error::OutputClosed => f.write_str("standard output was closed"),
         }
     }
 }

@@ -28,6 +28,7 @@ fn main() {
     }
     match result {
         Ok(()) => std::process::exit(if leaks.is_empty() { 0 } else { 1 }),
+        Err(cumemlab::error::Error::OutputClosed) => std::process::exit(141),
         Err(e) => {
             eprintln!("cumemlab: error: {e}");
             std::process::exit(e.exit_code());

@@ -123,14 +123,18 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         let whole = int_v
             .checked_mul(mult as u128)
             .ok_or_else(|| too_big(input))?;
-        let part = frac_v * mult as u128;
-        if !part.is_multiple_of(scale) {
+        // frac_v * mult / scale without forming the product (up to 10^30 x 2^40 would wrap):
+        // with g = gcd(mult, scale), the bytes are whole only when scale/g divides frac_v, and then
+        // they are (frac_v / (scale/g)) * (mult/g), which is below mult.
+        let g = gcd(mult as u128, scale);
+        let (den, num_mult) = (scale / g, mult as u128 / g);
+        if !frac_v.is_multiple_of(den) {
             return Err(SizeError(format!(
                 "size `{input}` is not a whole number of bytes"
             )));
         }
         whole
-            .checked_add(part / scale)
+            .checked_add((frac_v / den) * num_mult)
             .ok_or_else(|| too_big(input))?
     } else {
         let v: u128 = num.parse().map_err(|_| too_big(input))?;
@@ -142,6 +146,13 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         )));
     }
     u64::try_from(bytes).map_err(|_| too_big(input))
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 fn too_big(input: &str) -> SizeError {
@@ -234,6 +245,24 @@ mod tests {
     }
 
     #[test]
+    fn long_fractions_are_exact() {
+        // 2^-40 TiB is one byte; 40 decimals are refused as too many, 30 are computed exactly.
+        assert_eq!(parse_size("0.5KiB"), Ok(512));
+        assert_eq!(parse_size("0.000000000931322574615478515625GiB"), Ok(1));
+        assert_eq!(
+            parse_size("0.000309485941143919684203296681TiB")
+                .unwrap_err()
+                .0,
+            "size `0.000309485941143919684203296681TiB` is not a whole number of bytes"
+        );
+        assert_eq!(parse_size("15.999999999999999999TiB").ok(), None);
+        assert_eq!(
+            parse_size("16777215.99951171875TiB"),
+            Ok(u64::MAX - (1 << 29) + 1)
+        );
+    }
+
+    #[test]
     fn ambiguity_offers_both() {
         let e = parse_size("4G").unwrap_err().0;
         assert!(e.contains("4GB") && e.contains("4GiB"), "{e}");
@@ -255,6 +284,11 @@ mod tests {
             "4 parsecs",
             "99999999999TiB",
             "1e9B",
+            // 30 decimals: the exact value is not a whole number of bytes (this wrapped to 1024 B).
+            "0.000309485941143919684203296681TiB",
+            "0.1B",
+            "18446744073709551616B",
+            "16777216TiB",
         ] {
             assert!(parse_size(bad).is_err(), "{bad} should be refused");
         }

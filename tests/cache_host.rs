@@ -493,10 +493,10 @@ fn bad_input_is_exit_2_and_leaves_nothing() {
 }
 
 #[test]
-fn gpu_commands_without_a_gpu_are_usage_errors_and_leave_nothing() {
+fn gpu_commands_without_a_gpu_fail_with_exit_1_and_leave_nothing() {
     if cumemlab::driver::Driver::load().is_ok_and(|d| d.device_count().is_ok_and(|n| n > 0)) {
         common::skip(
-            "gpu_commands_without_a_gpu_are_usage_errors_and_leave_nothing: a GPU is present",
+            "gpu_commands_without_a_gpu_fail_with_exit_1_and_leave_nothing: a GPU is present",
         );
         return;
     }
@@ -508,7 +508,11 @@ fn gpu_commands_without_a_gpu_are_usage_errors_and_leave_nothing() {
         vec!["cache", "effect", "--fill", "64MiB", "--dir", d],
     ] {
         let o = common::run(&args);
-        assert_usage(&o, &["needs a GPU"]);
+        // The input was fine; the machine lacks a GPU: exit 1, one line.
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("needs a GPU"), "{err}");
     }
     assert!(
         files_in(dir.path()).is_empty(),

@@ -1,13 +1,16 @@
 //! The guards, end to end through the binary on a GPU host: managed memory past the card's free
 //! memory is refused on a discrete GPU, with and without --force; a host whose MemAvailable is
 //! simulated small (CUMEMLAB_MEMINFO points at a fixture) refuses pinned memory past MemAvailable
-//! minus the headroom. Nothing is allocated in either case.
+//! minus the headroom. Nothing is allocated in either case, and a sweep of which nothing could
+//! run exits 2 with one sentence quoting the refusal, writing no result file.
 
 mod common;
 
 use cumemlab::units::GIB;
 
-fn sweep(args: &[&str], meminfo: Option<&std::path::Path>) -> serde_json::Value {
+/// Runs a sweep: `Ok(document)` when it measured something (exit 0), `Err(stderr)` when nothing
+/// could run (exit 2, one line, no result file).
+fn sweep(args: &[&str], meminfo: Option<&std::path::Path>) -> Result<serde_json::Value, String> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sweep.json");
     let mut cmd = std::process::Command::new(common::bin());
@@ -20,8 +23,17 @@ fn sweep(args: &[&str], meminfo: Option<&std::path::Path>) -> serde_json::Value 
         cmd.env("CUMEMLAB_MEMINFO", m);
     }
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    match o.status.code() {
+        Some(0) => Ok(serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()),
+        Some(2) => {
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+            assert!(err.contains("nothing was measured"), "{err}");
+            assert!(!out.exists(), "no result file when nothing was measured");
+            Err(err)
+        }
+        c => panic!("exit {c:?}: {err}"),
+    }
 }
 
 #[test]
@@ -43,12 +55,8 @@ fn managed_past_free_memory_is_refused_even_with_force() {
         if force {
             args.push("--force");
         }
-        let v = sweep(&args, None);
-        assert!(
-            v["rows"].as_array().unwrap().is_empty(),
-            "nothing may be allocated: {v}"
-        );
-        let skipped = v["skipped"].to_string();
+        // Every combination refused: exit 2, the refusal quoted.
+        let skipped = sweep(&args, None).expect_err("nothing may be allocated");
         assert!(
             skipped.contains("refused") && skipped.contains("managed"),
             "{skipped}"
@@ -71,15 +79,11 @@ fn a_small_host_refuses_pinned_memory_past_the_headroom() {
     };
     let fixture = common::repo().join("tests/fixtures/meminfo/small-host.txt");
     // MemAvailable 10 GiB - headroom 8 GiB = 2 GiB allowed.
-    let v = sweep(
+    let skipped = sweep(
         &["--strategies", "pinned", "--sizes", "4GiB"],
         Some(&fixture),
-    );
-    assert!(
-        v["rows"].as_array().unwrap().is_empty(),
-        "nothing may be allocated: {v}"
-    );
-    let skipped = v["skipped"].to_string();
+    )
+    .expect_err("nothing may be allocated");
     assert!(
         skipped.contains("refused") && skipped.contains("headroom"),
         "{skipped}"
@@ -88,7 +92,8 @@ fn a_small_host_refuses_pinned_memory_past_the_headroom() {
     let v = sweep(
         &["--strategies", "pinned", "--sizes", "1GiB", "--runs", "1"],
         Some(&fixture),
-    );
+    )
+    .expect("1 GiB fits");
     assert!(
         v["rows"]
             .as_array()

@@ -41,6 +41,11 @@ pub const ATTRIBUTES: &[Attribute] = &[
         meaning: "cuMemHostRegister works",
     },
     Attribute {
+        key: "read_only_host_register_supported",
+        id: sys::CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED,
+        meaning: "cuMemHostRegister takes READ_ONLY (file mappings stay page-cache pages)",
+    },
+    Attribute {
         key: "can_use_host_pointer_for_registered_mem",
         id: sys::CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM,
         meaning: "registered memory has the same address on the GPU",

@@ -25,6 +25,12 @@ impl DriverError {
     pub fn is_out_of_memory(&self) -> bool {
         self.code == sys::CUDA_ERROR_OUT_OF_MEMORY
     }
+
+    /// True for `CUDA_ERROR_NOT_SUPPORTED` (for example `cuMemHostRegister` on GB10: antirez/ds4
+    /// PR #158): a reason to skip, not a fault.
+    pub fn is_not_supported(&self) -> bool {
+        self.code == sys::CUDA_ERROR_NOT_SUPPORTED
+    }
 }
 
 impl fmt::Display for DriverError {
@@ -67,6 +73,12 @@ impl Error {
             Error::Os { out_of_memory, .. } => *out_of_memory,
             _ => false,
         }
+    }
+
+    /// True when the failure is `CUDA_ERROR_NOT_SUPPORTED`.
+    pub fn is_not_supported(&self) -> bool {
+        self.driver_error()
+            .is_some_and(DriverError::is_not_supported)
     }
 
     /// The failed call, when there is one.

@@ -2,7 +2,8 @@
 //! loaded once per context, with typed launches. Every launch is timed with events on the caller's
 //! stream and checked: a launch error names `cuLaunchKernel`, a fault during the kernel names the
 //! synchronising call. Launch geometry comes from the device: multiprocessors times the blocks per
-//! multiprocessor the occupancy calculator allows for each kernel.
+//! multiprocessor the occupancy calculator allows for each kernel, except `fill`, which runs one
+//! block of the largest size the device and kernel allow per tile of its buffer (see [`FillShape`]).
 //!
 //! The host mirror of the data pattern (`host_pattern_*`) lives here too, next to the kernels that
 //! define it, so CPU-side verification and expected sums cannot drift from `kernels/pattern.cuh`.
@@ -18,15 +19,33 @@ const FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernels.fatbin")
 /// Threads per block for every kernel.
 pub const BLOCK: u32 = 256;
 
-/// `fill` runs with this many times the occupancy grid. Measured on an H200 (4 GiB, median of
-/// 15, tests/gpu_fill_variants.rs, docs/results/h200-2026-11-26-commands/fill-variants.log):
-/// 94.4% of cuMemsetD32 at 1x, 95.0% at 8x, 95.3% at 16x; a kernel storing a constant (no
-/// pattern arithmetic) followed the same curve, so the grid, not the arithmetic, was the limit.
-const FILL_GRID_FACTOR: u32 = 16;
+/// 16-byte vectors each thread of `fill` writes per tile (`CML_FILL_VECTORS_PER_THREAD` in
+/// kernels/fill.cu). On an H200 (scripts/fill-bench.cu, docs/results/h200-2026-11-30-fill/), one
+/// block per tile wrote 101-103% of cuMemsetD32 at 1, 4 and 16 GiB with 1 or 2 vectors per thread
+/// and any block size from 128 to 1024, 100-101% with 4, 98-100% with 8; the former persistent
+/// grid-stride kernel reached 95% at its best grid (and 2 at 1024 threads was the best mean).
+const FILL_VECTORS_PER_THREAD: u64 = 2;
 
+#[derive(Clone, Copy)]
 struct Function {
     raw: sys::CUfunction,
     grid: u32,
+    block: u32,
+}
+
+/// How a fill-shaped kernel is launched (`fill` and the variants in kernels/fill_variants.cu).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillShape {
+    /// One block per tile of `vectors_per_thread * block` 16-byte vectors (the tile kernels).
+    OneBlockPerTile { block: u32, vectors_per_thread: u32 },
+    /// `factor` times the occupancy grid of `block`-thread blocks (persistent kernels).
+    Occupancy { block: u32, factor: u32 },
+}
+
+/// Grid of one block per tile for `bytes`, at least 1 and at most `max_grid`.
+fn tiles_grid(bytes: u64, block: u32, vectors_per_thread: u32, max_grid: u32) -> u32 {
+    let tile = u64::from(block.max(1)) * u64::from(vectors_per_thread.max(1));
+    ((bytes / 16).div_ceil(tile)).clamp(1, u64::from(max_grid.max(1))) as u32
 }
 
 /// What `check` found.
@@ -47,8 +66,16 @@ pub struct Kernels {
     touch_read: Function,
     read: Function,
     check: Function,
+    /// The device's largest grid (x dimension).
+    max_grid: u32,
     scratch: DevicePtr,
 }
+
+const UNLOADED: Function = Function {
+    raw: std::ptr::null_mut(),
+    grid: 0,
+    block: 0,
+};
 
 impl Kernels {
     /// Loads the embedded fatbin into `ctx` (current on this thread) and looks up every kernel.
@@ -81,35 +108,20 @@ impl Kernels {
         let mut k = Kernels {
             ctx: ctx.clone(),
             module,
-            fill: Function {
-                raw: std::ptr::null_mut(),
-                grid: 0,
-            },
-            touch: Function {
-                raw: std::ptr::null_mut(),
-                grid: 0,
-            },
-            touch_read: Function {
-                raw: std::ptr::null_mut(),
-                grid: 0,
-            },
-            read: Function {
-                raw: std::ptr::null_mut(),
-                grid: 0,
-            },
-            check: Function {
-                raw: std::ptr::null_mut(),
-                grid: 0,
-            },
+            fill: UNLOADED,
+            touch: UNLOADED,
+            touch_read: UNLOADED,
+            read: UNLOADED,
+            check: UNLOADED,
+            max_grid: 1,
             scratch,
         };
         // From here on `k` owns the module and scratch; its Drop frees them on any error.
-        k.fill = k.function("cml_fill")?;
-        k.fill.grid = k
-            .fill
-            .grid
-            .saturating_mul(FILL_GRID_FACTOR)
-            .min(i32::MAX as u32);
+        let max_grid = ctx
+            .device()
+            .attribute(sys::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X)?;
+        k.max_grid = max_grid.clamp(1, i64::from(i32::MAX)) as u32;
+        k.fill = k.function_with_block("cml_fill", k.largest_block("cml_fill")?)?;
         k.touch = k.function("cml_touch")?;
         k.touch_read = k.function("cml_touch_read")?;
         k.read = k.function("cml_read")?;
@@ -118,6 +130,10 @@ impl Kernels {
     }
 
     fn function(&self, name: &str) -> Result<Function> {
+        self.function_with_block(name, BLOCK)
+    }
+
+    fn raw_function(&self, name: &str) -> Result<sys::CUfunction> {
         let cname =
             CString::new(name).map_err(|_| Error::Invalid(format!("bad kernel name {name}")))?;
         let mut raw: sys::CUfunction = std::ptr::null_mut();
@@ -128,26 +144,64 @@ impl Kernels {
                 cuModuleGetFunction(&mut raw, self.module, cname.as_ptr())
             )
         }?;
+        Ok(raw)
+    }
+
+    /// The largest block `name` runs with on this device: the device's maximum threads per block,
+    /// halved until the occupancy calculator places at least one such block on a multiprocessor
+    /// (the kernel's registers can forbid the largest), never below the warp size.
+    fn largest_block(&self, name: &str) -> Result<u32> {
+        let raw = self.raw_function(name)?;
+        let dev = self.ctx.device();
+        let warp = dev.attribute(sys::CU_DEVICE_ATTRIBUTE_WARP_SIZE)?.max(1);
+        let mut block = dev
+            .attribute(sys::CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK)?
+            .clamp(warp, 1 << 20);
+        while block > warp && self.blocks_per_sm(raw, block as u32)? < 1 {
+            block /= 2;
+        }
+        Ok(block as u32)
+    }
+
+    /// What the occupancy calculator says for `raw` with `block`-thread blocks.
+    fn blocks_per_sm(&self, raw: sys::CUfunction, block: u32) -> Result<i32> {
         let mut per_sm = 0i32;
         // SAFETY: `raw` is a valid function of this context; `per_sm` is an out-pointer.
         unsafe {
             cu!(
                 self.ctx.driver(),
-                cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, BLOCK as i32, 0)
+                cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, block as i32, 0)
             )
         }?;
+        Ok(per_sm)
+    }
+
+    /// `name` with `block`-thread blocks and the occupancy grid (multiprocessors times the blocks
+    /// per multiprocessor the occupancy calculator allows).
+    fn function_with_block(&self, name: &str, block: u32) -> Result<Function> {
+        let raw = self.raw_function(name)?;
+        let per_sm = self.blocks_per_sm(raw, block)?;
         let sms = self
             .ctx
             .device()
             .attribute(sys::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         let grid = (sms.max(1) * i64::from(per_sm.max(1))).min(i64::from(u32::MAX)) as u32;
-        Ok(Function { raw, grid })
+        Ok(Function { raw, grid, block })
     }
 
-    /// The grid size used for each kernel (fill, touch, read, check), for reports.
-    pub fn grid_sizes(&self) -> [(&'static str, u32); 4] {
+    /// `fill`'s launch for a buffer of `bytes` bytes: (grid, threads per block).
+    pub fn fill_launch(&self, bytes: u64) -> (u32, u32) {
+        let b = self.fill.block;
+        (
+            tiles_grid(bytes, b, FILL_VECTORS_PER_THREAD as u32, self.max_grid),
+            b,
+        )
+    }
+
+    /// The grid size used for each fixed-grid kernel (touch, read, check), for reports;
+    /// `fill`'s grid follows the buffer size ([`Kernels::fill_launch`]).
+    pub fn grid_sizes(&self) -> [(&'static str, u32); 3] {
         [
-            ("fill", self.fill.grid),
             ("touch", self.touch.grid),
             ("read", self.read.grid),
             ("check", self.check.grid),
@@ -166,7 +220,7 @@ impl Kernels {
                     f.grid,
                     1,
                     1,
-                    BLOCK,
+                    f.block,
                     1,
                     1,
                     0,
@@ -212,12 +266,25 @@ impl Kernels {
 
     /// Writes the pattern of `seed` over `bytes` bytes at `ptr` (16-byte stores); GPU ms.
     pub fn fill(&self, stream: &Stream, ptr: DevicePtr, bytes: u64, seed: u32) -> Result<f64> {
-        Self::aligned(ptr, "fill")?;
+        let (grid, _) = self.fill_launch(bytes);
+        let f = Function { grid, ..self.fill };
+        self.launch_fill_shaped(&f, "fill", stream, ptr, bytes, seed)
+    }
+
+    /// Launches a kernel with `(base, bytes, seed)` parameters, timed.
+    fn launch_fill_shaped(
+        &self,
+        f: &Function,
+        what: &str,
+        stream: &Stream,
+        ptr: DevicePtr,
+        bytes: u64,
+        seed: u32,
+    ) -> Result<f64> {
+        Self::aligned(ptr, what)?;
         let (mut p, mut n, mut s) = (ptr, bytes, seed);
         let mut params = [ptr_of(&mut p), ptr_of(&mut n), ptr_of(&mut s)];
-        Ok(stream
-            .timed(|st| self.launch(&self.fill, st, &mut params))?
-            .0)
+        Ok(stream.timed(|st| self.launch(f, st, &mut params))?.0)
     }
 
     /// Writes `value` into the first word of every `stride`-byte page; GPU ms.
@@ -363,23 +430,36 @@ impl Kernels {
         &self.ctx
     }
 
-    /// Times a fill-shaped kernel of the module by name (`(base, bytes, seed)` parameters) with
-    /// `grid_factor` times the occupancy grid: for comparing fill variants (kernels/fill_variants.cu).
+    /// Times a fill-shaped kernel of the module by name (`(base, bytes, seed)` parameters)
+    /// launched with `shape`: for comparing fill variants (kernels/fill_variants.cu). A block
+    /// larger than the kernel allows is an error (named by the launch).
     pub fn time_fill_variant(
         &self,
         name: &str,
-        grid_factor: u32,
+        shape: FillShape,
         stream: &Stream,
         ptr: DevicePtr,
         bytes: u64,
         seed: u32,
     ) -> Result<f64> {
-        Self::aligned(ptr, name)?;
-        let mut f = self.function(name)?;
-        f.grid = f.grid.saturating_mul(grid_factor.max(1));
-        let (mut p, mut n, mut s) = (ptr, bytes, seed);
-        let mut params = [ptr_of(&mut p), ptr_of(&mut n), ptr_of(&mut s)];
-        Ok(stream.timed(|st| self.launch(&f, st, &mut params))?.0)
+        let f = match shape {
+            FillShape::Occupancy { block, factor } => {
+                let f = self.function_with_block(name, block)?;
+                Function {
+                    grid: f.grid.saturating_mul(factor.max(1)).min(self.max_grid),
+                    ..f
+                }
+            }
+            FillShape::OneBlockPerTile {
+                block,
+                vectors_per_thread,
+            } => Function {
+                raw: self.raw_function(name)?,
+                grid: tiles_grid(bytes, block, vectors_per_thread, self.max_grid),
+                block,
+            },
+        };
+        self.launch_fill_shaped(&f, name, stream, ptr, bytes, seed)
     }
 }
 
@@ -491,6 +571,21 @@ mod tests {
         assert_ne!(host_pattern_word(7, 1), host_pattern_word(7, 2));
         // Words above 2^32 differ from their low-half twins.
         assert_ne!(host_pattern_word(5, 9), host_pattern_word(5 + (1 << 34), 9));
+    }
+
+    #[test]
+    fn one_block_per_tile() {
+        // 2 vectors x 1024 threads = 32 KiB tiles.
+        assert_eq!(tiles_grid(4 << 30, 1024, 2, i32::MAX as u32), 131_072);
+        assert_eq!(tiles_grid(32 * 1024 + 16, 1024, 2, i32::MAX as u32), 2);
+        // A tail shorter than a vector needs no block of its own (thread t writes tail byte t).
+        assert_eq!(tiles_grid(32 * 1024 + 15, 1024, 2, i32::MAX as u32), 1);
+        assert_eq!(tiles_grid(32 * 1024, 1024, 2, i32::MAX as u32), 1);
+        // Nothing to write still launches one block (the kernel writes a tail, or nothing).
+        assert_eq!(tiles_grid(0, 1024, 2, i32::MAX as u32), 1);
+        assert_eq!(tiles_grid(15, 1024, 2, i32::MAX as u32), 1);
+        // The device's grid limit caps it (the kernel's tile loop covers the rest).
+        assert_eq!(tiles_grid(1 << 40, 128, 1, 65_535), 65_535);
     }
 
     #[test]

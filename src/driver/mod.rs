@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 pub use context::{Context, Event, Stream};
 pub use device::{ATTRIBUTES, Attribute, Device, DeviceAttributes};
 pub use error::{DriverError, Error, Result};
-pub use kernels::{CheckResult, Kernels, host_pattern_byte, host_pattern_sum, host_pattern_word};
+pub use kernels::{
+    CheckResult, FillShape, Kernels, host_pattern_byte, host_pattern_sum, host_pattern_word,
+};
 
 /// A device address (`CUdeviceptr`).
 pub type DevicePtr = sys::CUdeviceptr;
@@ -118,6 +120,12 @@ impl Driver {
             // SAFETY: opening libcuda runs its initialisers, which have no preconditions; the
             // library stays loaded as long as the `CudaDriver` that owns it.
             match unsafe { sys::CudaDriver::new(&path) } {
+                Ok(lib) if lib.cuInit.is_err() => {
+                    // A library without cuInit is not an old driver but not a CUDA driver at all.
+                    return Err(Error::Invalid(format!(
+                        "{path} is not a CUDA driver library (it has no cuInit): set CUMEMLAB_LIBCUDA to the path of libcuda.so.1"
+                    )));
+                }
                 Ok(lib) => {
                     let mut d = Driver {
                         inner: Arc::new(DriverInner {

@@ -562,6 +562,10 @@ pub struct EffectRow {
     pub registered_register_ms: Option<f64>,
     pub registered_read_ms: Option<f64>,
     pub registered_read_gbps: Option<f64>,
+    /// How the file was registered: `read-only` (the page cache's pages) or `private-copy`
+    /// (read-only registration unsupported: the pinned pages are copies).
+    #[serde(default)]
+    pub registered_mode: Option<String>,
     /// The file mapped read-only and read once by the GPU through its pageable address
     /// (PAGEABLE_MEMORY_ACCESS only; a cold file faults in from disk during the read).
     pub pageable_read_ms: Option<f64>,
@@ -659,6 +663,12 @@ pub fn run_effect(
     budget
         .check(Strategy::Device, opts.alloc_bytes)
         .map_err(|why| Error::usage(format!("--size: {why}; give a smaller --size")))?;
+    // On unified memory, the pressure guard before anything is allocated (exit 1: the host's
+    // state, not the request, stops it).
+    if budget.unified {
+        crate::memory::safety::pressure_check_now(fill_bytes.max(opts.alloc_bytes))
+            .map_err(|why| Error::Failed(format!("cache effect: {why}")))?;
+    }
 
     let probe_opts = opts.probe_resolution_bytes.map(|res| ProbeOptions {
         strategies: vec![Strategy::Device],
@@ -771,6 +781,7 @@ impl EffectCtx<'_> {
             registered_register_ms: None,
             registered_read_ms: None,
             registered_read_gbps: None,
+            registered_mode: None,
             pageable_read_ms: None,
             pageable_read_gbps: None,
             probe_device_max_bytes: None,
@@ -884,6 +895,7 @@ impl EffectCtx<'_> {
             }
             Err(e) => return Err(e.into()),
         };
+        row.registered_mode = a.registration_mode().map(str::to_string);
         for s in a.alloc_steps() {
             match s.name {
                 "mmap" => row.registered_mmap_ms = Some(s.ms),
@@ -979,7 +991,7 @@ pub fn render_effect(doc: &EffectDoc) -> String {
             "MemAvailable, GiB",
             "Cached, GiB",
             "device alloc first / median, ms",
-            "registered file: register ms / GPU read GB/s",
+            "registered file (mode): register ms / GPU read GB/s",
             "pageable file: GPU read GB/s",
             "probe device max, GiB (stop)",
         ]);
@@ -997,7 +1009,10 @@ pub fn render_effect(doc: &EffectDoc) -> String {
                     opt_ms(r.alloc_ms_median)
                 ),
                 match (r.registered_register_ms, r.registered_read_gbps) {
-                    (Some(ms), Some(g)) => format!("{ms:.1} / {g:.1}"),
+                    (Some(ms), Some(g)) => format!(
+                        "({}) {ms:.1} / {g:.1}",
+                        r.registered_mode.as_deref().unwrap_or("?")
+                    ),
                     _ => "-".into(),
                 },
                 r.pageable_read_gbps
@@ -1256,21 +1271,21 @@ pub fn main(args: CacheArgs) -> Result<()> {
         notes.extend(explain(&last, arch, absent.as_deref()));
         sink.doc.notes.extend(notes);
     }
-    sink.finish(was_interrupted || result.is_err())?;
+    sink.finish_run(&result, was_interrupted)?;
     if result.is_err() && !was_interrupted {
         // The error says what went wrong; what was measured is in --out.
         return result.map(|_| ());
     }
     if args.output.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.output.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else if !sink.doc.rows.is_empty() {
-        print!("{}", render_states(&sink.doc.rows));
-        println!();
+        let mut text = format!("{}\n", render_states(&sink.doc.rows));
         for n in &sink.doc.notes {
-            println!("- {n}");
+            text.push_str(&format!("- {n}\n"));
         }
+        crate::report::sink::print_stdout(text)?;
     }
     result.map(|_| ())
 }
@@ -1320,16 +1335,16 @@ fn main_effect(args: EffectArgs) -> Result<()> {
         "cache effect took {:.1} s",
         t.elapsed().as_secs_f64()
     ));
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.output.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.output.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else {
         let mut doc = sink.doc.clone();
         // The findings are printed under the table already.
         doc.notes.retain(|n| n.starts_with("cache effect took"));
-        print!("{}", render_effect(&doc));
+        crate::report::sink::print_stdout(render_effect(&doc))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);
@@ -1493,6 +1508,7 @@ mod tests {
             registered_register_ms: Some(400.0),
             registered_read_ms: Some(100.0),
             registered_read_gbps: Some(40.0),
+            registered_mode: Some("read-only".into()),
             pageable_read_ms: None,
             pageable_read_gbps: None,
             probe_device_max_bytes: Some(100 * GIB),

@@ -1360,20 +1360,23 @@ pub fn main(args: CompareArgs) -> Result<()> {
     let inputs = load(&args.inputs)?;
     let rep = build(&inputs);
     if let Some(dir) = &args.out {
+        super::exit_on_first_signal();
+        super::check_interrupt()?;
         write(&rep, &inputs, dir)?;
     }
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&rep)?));
+        crate::report::sink::print_stdout(to_json(&rep)?)?;
     } else {
-        print!("{}", render_text(&rep));
+        let mut text = render_text(&rep);
         if let Some(dir) = &args.out {
-            println!(
-                "written: {}, {}, {}",
+            text.push_str(&format!(
+                "written: {}, {}, {}\n",
                 dir.join("compare.html").display(),
                 dir.join("compare.md").display(),
                 dir.join("compare.json").display()
-            );
+            ));
         }
+        crate::report::sink::print_stdout(text)?;
     }
     Ok(())
 }

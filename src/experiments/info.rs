@@ -2,12 +2,17 @@
 //! page size, THP, /proc/meminfo, cgroup limit) always; the driver and each device (attributes,
 //! memory architecture, which strategies work and why not, what an allocation can really get)
 //! when there is a GPU. With no driver or no GPU: the host part, one line saying why, exit 0.
+//! The host part includes memory pressure (PSI), the free 2 MiB-block supply (buddyinfo), CMA
+//! and the cgroup's usage, and the verdict of the unified-memory pressure guard on them.
 
 use serde::{Deserialize, Serialize};
 
 use super::env::Environment;
-use crate::driver::ATTRIBUTES;
+use crate::driver::{ATTRIBUTES, DeviceAttributes};
+use crate::host::HostPressure;
 use crate::memory::REGISTRY;
+use crate::memory::arch::MemoryArchitecture;
+use crate::memory::safety::PressureLimits;
 use crate::report::new_table;
 use crate::units::{fmt_bytes, fmt_gib};
 
@@ -25,6 +30,15 @@ pub struct StrategySupport {
 pub struct InfoReport {
     pub environment: Environment,
     pub strategies: Vec<StrategySupport>,
+    /// PSI, buddyinfo and cgroup usage when the report was taken (absent in older reports).
+    #[serde(default)]
+    pub pressure: HostPressure,
+    /// The pressure guard's thresholds and its verdict on a 1 GiB request now: `None` when it
+    /// would go ahead, else the stop reason.
+    #[serde(default)]
+    pub pressure_limits: Option<PressureLimits>,
+    #[serde(default)]
+    pub pressure_stop: Option<String>,
 }
 
 /// Collects the report (never fails: what cannot be read is reported as such).
@@ -42,10 +56,150 @@ pub fn collect() -> InfoReport {
             });
         }
     }
+    let pressure = HostPressure::read();
+    let (pressure_limits, pressure_stop) = match PressureLimits::from_env() {
+        Ok(l) => (Some(l), l.check(&pressure, crate::units::GIB).err()),
+        Err(e) => (None, Some(e)),
+    };
     InfoReport {
         environment,
         strategies,
+        pressure,
+        pressure_limits,
+        pressure_stop,
     }
+}
+
+/// GB10's memory bandwidth as owners and NVIDIA's spec sheet give it: 273 GB/s (LPDDR5x,
+/// 256-bit; "The 273 GB/s decode envelope", blog.kubesimplify.com "Day 3: The DGX Spark
+/// Unpacked"; NVIDIA DGX Spark spec).
+pub const GB10_REPORTED_GBPS: f64 = 273.0;
+
+/// A bandwidth measured in the same run (selftest's fill and read medians), GB/s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeasuredBandwidth {
+    pub fill_gbps: f64,
+    pub read_gbps: f64,
+}
+
+impl MeasuredBandwidth {
+    /// The fill and read kernel medians of a selftest, when it measured both.
+    pub fn from_selftest(s: &super::selftest::SelftestReport) -> Option<MeasuredBandwidth> {
+        let median = |op: &str| {
+            s.bandwidth
+                .iter()
+                .find(|b| b.op == op)
+                .map(|b| b.gbps.median)
+        };
+        Some(MeasuredBandwidth {
+            fill_gbps: median("fill kernel")?,
+            read_gbps: median("read kernel")?,
+        })
+    }
+}
+
+/// The bandwidth line: where its figure comes from. A measured figure wins; without one, a
+/// discrete card's theoretical peak from the attributes (formula named); on integrated or
+/// unified memory (LPDDR, where the clock attribute's meaning is not HBM's and the formula is
+/// unknown) no peak is derived, and the figure owners report for GB10 is cited instead.
+pub fn bandwidth_line(
+    name: &str,
+    arch: MemoryArchitecture,
+    a: &DeviceAttributes,
+    measured: Option<MeasuredBandwidth>,
+) -> String {
+    let bus = a.get("global_memory_bus_width_bits");
+    let clk = a.get("memory_clock_rate_khz");
+    let l2 = fmt_bytes(a.get("l2_cache_bytes").max(0) as u64);
+    let attrs = if bus > 0 && clk > 0 {
+        format!(
+            "memory bus {bus} bits at {} MHz (attributes), L2 {l2}",
+            clk / 1000
+        )
+    } else {
+        format!("memory bus width or clock not reported, L2 {l2}")
+    };
+    if let Some(m) = measured {
+        return format!(
+            "bandwidth measured in this run: fill {:.0} GB/s, read {:.0} GB/s (selftest medians); {attrs}",
+            m.fill_gbps, m.read_gbps
+        );
+    }
+    let integrated = a.flag("integrated") || arch.is_unified();
+    if integrated {
+        let gb10 = if name.contains("GB10") {
+            format!("; owners report {GB10_REPORTED_GBPS:.0} GB/s for GB10 (LPDDR5x, 256-bit)")
+        } else {
+            String::new()
+        };
+        format!(
+            "{attrs}; no theoretical peak: 2 x clock x width is a formula for HBM/GDDR and unknown for this integrated memory{gb10}; `cumemlab selftest` measures it"
+        )
+    } else if bus > 0 && clk > 0 {
+        // Double data rate: two transfers per clock.
+        let peak = 2.0 * clk as f64 * 1e3 * bus as f64 / 8.0 / 1e9;
+        format!(
+            "{attrs}; theoretical {peak:.0} GB/s = 2 x clock x width / 8 (derived from the attributes, not measured; `cumemlab selftest` measures it)"
+        )
+    } else {
+        format!("{attrs}; `cumemlab selftest` measures the bandwidth")
+    }
+}
+
+/// The pressure lines of the host part: PSI, 2 MiB blocks, CMA, cgroup, and the guard's verdict.
+pub fn pressure_lines(r: &InfoReport) -> String {
+    let p = &r.pressure;
+    let mut out = String::new();
+    match &p.psi {
+        Some(psi) => out.push_str(&format!(
+            "memory pressure (PSI): some avg10 {:.2}%, avg60 {:.2}%; full avg10 {:.2}%, avg60 {:.2}%\n",
+            psi.some_avg10, psi.some_avg60, psi.full_avg10, psi.full_avg60
+        )),
+        None => out.push_str("memory pressure (PSI): not available\n"),
+    }
+    match &p.buddyinfo {
+        Some(b) => out.push_str(&format!(
+            "free 2 MiB blocks (buddyinfo, order {} at {} pages): {} in {} blocks ({})\n",
+            b.order_2m,
+            fmt_bytes(b.page_size),
+            fmt_bytes(b.free_2m_bytes()),
+            b.blocks_2m(),
+            b.summary()
+        )),
+        None => out.push_str("free 2 MiB blocks (buddyinfo): not available\n"),
+    }
+    if let Some(m) = &r.environment.meminfo {
+        out.push_str(&format!(
+            "CMA {} total, {} free; HugeTLB {} (pool {} of {} free)\n",
+            fmt_bytes(m.cma_total),
+            fmt_bytes(m.cma_free),
+            fmt_bytes(m.hugetlb),
+            fmt_bytes(m.hugetlb_free_bytes()),
+            fmt_bytes(m.hugetlb_pool_bytes())
+        ));
+    }
+    match &p.cgroup {
+        Some(c) => out.push_str(&format!(
+            "cgroup v{} memory: {} used, limit {} ({})\n",
+            c.version,
+            c.current_bytes.map_or("?".into(), fmt_bytes),
+            c.max_bytes.map_or("none".into(), fmt_bytes),
+            c.dir
+        )),
+        None => out.push_str("cgroup memory: not available\n"),
+    }
+    match (&r.pressure_stop, &r.pressure_limits) {
+        (None, Some(l)) => out.push_str(&format!(
+            "pressure guard (unified memory): a 1 GiB allocation would go ahead (stops at PSI full avg10 >= {:.1}% or under {} in 2 MiB blocks)\n",
+            l.psi_full_avg10_max,
+            fmt_bytes(l.min_free_2m_bytes)
+        )),
+        (Some(why), _) => out.push_str(&format!(
+            "pressure guard (unified memory): would stop a 1 GiB allocation: {why}\n"
+        )),
+        (None, None) => {}
+    }
+    out
 }
 
 /// One fact of `info.csv` (long form: the host facts, the driver, each device and which
@@ -140,6 +294,39 @@ pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
             add("attribute", o, k, v.to_string(), "");
         }
     }
+    let p = &r.pressure;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
+    add(
+        "pressure",
+        None,
+        "psi_some_avg10_percent",
+        opt(p.psi.map(|x| x.some_avg10.to_string())),
+        "",
+    );
+    add(
+        "pressure",
+        None,
+        "psi_full_avg10_percent",
+        opt(p.psi_full_avg10().map(|x| x.to_string())),
+        "",
+    );
+    add(
+        "pressure",
+        None,
+        "free_in_2m_blocks",
+        opt(p.free_2m_bytes().map(|x| x.to_string())),
+        "bytes",
+    );
+    add(
+        "pressure",
+        None,
+        "cgroup_memory_current",
+        opt(p.cgroup_current().map(|x| x.to_string())),
+        "bytes",
+    );
+    if let Some(why) = &r.pressure_stop {
+        add("pressure", None, "guard_would_stop_1gib", why.clone(), "");
+    }
     for s in &r.strategies {
         let value = match &s.reason {
             None => "supported".to_string(),
@@ -196,8 +383,13 @@ pub fn render(r: &InfoReport) -> String {
         ]);
         out.push_str(&format!("{t}\n\n"));
     } else {
-        out.push_str("Host memory: /proc/meminfo could not be read\n\n");
+        out.push_str(&format!(
+            "Host memory: {} could not be read\n\n",
+            crate::host::MemInfo::path()
+        ));
     }
+    out.push_str(&pressure_lines(r));
+    out.push('\n');
     if let Some(v) = &env.driver_version {
         out.push_str(&format!(
             "CUDA driver: supports CUDA {v} ({})\n",
@@ -219,18 +411,13 @@ pub fn render(r: &InfoReport) -> String {
             fmt_bytes(d.cumemgetinfo_free_bytes),
             fmt_bytes(d.cumemgetinfo_total_bytes)
         ));
-        let bus = d.attributes.get("global_memory_bus_width_bits");
-        let clk = d.attributes.get("memory_clock_rate_khz");
-        if bus > 0 && clk > 0 {
-            // Double data rate: two transfers per clock.
-            let peak = 2.0 * clk as f64 * 1e3 * bus as f64 / 8.0 / 1e9;
-            out.push_str(&format!(
-                "memory bus {bus} bits at {} MHz (theoretical {:.0} GB/s from these two attributes), L2 {}\n",
-                clk / 1000,
-                peak,
-                fmt_bytes(d.attributes.get("l2_cache_bytes").max(0) as u64)
-            ));
-        }
+        out.push_str(&bandwidth_line(
+            &d.name,
+            d.architecture,
+            &d.attributes,
+            None,
+        ));
+        out.push('\n');
         out.push_str(&format!(
             "memory architecture: {}. {}\n",
             d.architecture.label(),
@@ -279,12 +466,19 @@ pub fn render(r: &InfoReport) -> String {
 /// `cumemlab info` options.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json\n  cumemlab info --csv > info.csv"
+    after_help = "Examples:\n  cumemlab info\n  cumemlab info --json > info.json\n  cumemlab info --csv > info.csv\n  cumemlab info --who-sees 1GiB"
 )]
 pub struct InfoArgs {
     /// Print the report as JSON.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Allocate SIZE with every strategy (one at a time, within the safety rules) and show what
+    /// each accounting source saw after the allocation and after the first GPU touch.
+    #[arg(long, value_name = "SIZE", conflicts_with = "csv", allow_hyphen_values = true, value_parser = crate::units::parse_size)]
+    pub who_sees: Option<u64>,
+    /// Device for --who-sees.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
+    pub device: i32,
     /// Print the report as CSV (section,device,key,value,unit: the lab's info.csv).
     #[arg(long)]
     pub csv: bool,
@@ -292,16 +486,81 @@ pub struct InfoArgs {
 
 /// Runs `info` and prints it.
 pub fn main(args: InfoArgs) -> crate::error::Result<()> {
+    if let Some(bytes) = args.who_sees {
+        let drv = super::require_driver()?;
+        let gpu = super::Gpu::open(&drv, args.device)?;
+        let w = super::visibility::run(&gpu, bytes, crate::memory::safety::DEFAULT_HEADROOM)?;
+        if args.json {
+            let text = serde_json::to_string_pretty(&w)
+                .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
+            println!("{text}");
+        } else {
+            print!("{}", super::visibility::render(&w));
+        }
+        return Ok(());
+    }
     let r = collect();
     if args.json {
         let text = serde_json::to_string_pretty(&r)
             .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
-        println!("{text}");
+        crate::report::sink::print_stdout(format!("{text}\n"))?;
     } else if args.csv {
-        let bytes = crate::report::sink::to_csv(&csv_rows(&r))?;
-        print!("{}", String::from_utf8_lossy(&bytes));
+        crate::report::sink::print_stdout(crate::report::sink::to_csv(&csv_rows(&r))?)?;
     } else {
-        print!("{}", render(&r));
+        crate::report::sink::print_stdout(render(&r))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_line_names_its_source() {
+        // GB10 as owners report its attributes: 8533 MHz, 256-bit, integrated.
+        let gb10 = DeviceAttributes::from_pairs(&[
+            ("integrated", 1),
+            ("pageable_memory_access", 1),
+            ("pageable_memory_access_uses_host_page_tables", 1),
+            ("memory_clock_rate_khz", 8_533_000),
+            ("global_memory_bus_width_bits", 256),
+        ]);
+        let arch = MemoryArchitecture::classify(&gb10);
+        let l = bandwidth_line("NVIDIA GB10", arch, &gb10, None);
+        assert!(
+            !l.contains("546"),
+            "no 2 x clock x width peak on LPDDR: {l}"
+        );
+        assert!(
+            l.contains("no theoretical peak") && l.contains("273 GB/s"),
+            "{l}"
+        );
+        // Measured figures win, and say so.
+        let m = MeasuredBandwidth {
+            fill_gbps: 221.4,
+            read_gbps: 240.6,
+        };
+        let l = bandwidth_line("NVIDIA GB10", arch, &gb10, Some(m));
+        assert!(
+            l.starts_with("bandwidth measured in this run: fill 221 GB/s, read 241 GB/s"),
+            "{l}"
+        );
+        // A discrete HBM card: the derived peak, with its formula.
+        let h200 = DeviceAttributes::from_pairs(&[
+            ("memory_clock_rate_khz", 3_201_000),
+            ("global_memory_bus_width_bits", 6144),
+        ]);
+        let l = bandwidth_line(
+            "NVIDIA H200",
+            MemoryArchitecture::classify(&h200),
+            &h200,
+            None,
+        );
+        assert!(
+            l.contains("theoretical 4917 GB/s = 2 x clock x width / 8"),
+            "{l}"
+        );
+        assert!(l.contains("not measured"), "{l}");
+    }
 }

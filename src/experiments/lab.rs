@@ -1,5 +1,7 @@
 //! `cumemlab lab`: the whole lab in one command, for the new owner of a GPU host. It runs `info`,
-//! `selftest`, `sweep`, `probe`, `cache` status (and `cache effect` with `--with-cache-effect`),
+//! `selftest`, `sweep`, `probe`, `cache` status, `cache effect` (by default on integrated or
+//! pageable-memory devices, where the page cache competes with GPU allocations; with
+//! `--with-cache-effect` on discrete cards),
 //! `layout --preset 13b-sim` and the `plan` capacity matrix, each in turn on each selected device,
 //! with sizes and repetitions scaled to a time budget (two minutes by default: the arithmetic is in
 //! [`cost`]); then it writes a results folder:
@@ -228,7 +230,7 @@ impl LabResults {
             schema_version: SCHEMA_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").into(),
             experiment: EXPERIMENT.into(),
-            command_line: std::env::args().collect(),
+            command_line: crate::report::sink::command_line(),
             started_at: now_rfc3339(),
             finished_at: None,
             complete: false,
@@ -793,7 +795,7 @@ pub struct LabArgs {
     /// Also plan for this target (gb10, h100-80gb, h200, rtx4090, rtx5090, or a size); without a GPU the default is gb10.
     #[arg(long, value_parser = parse_target)]
     pub target: Option<Target>,
-    /// Also run `cache effect` (writes and removes a temporary file of up to 4 GiB).
+    /// Also run `cache effect` on a discrete card (writes and removes a temporary file of up to 4 GiB); integrated or pageable-memory devices (GB10) run it by default (`--skip cache-effect` leaves it out).
     #[arg(long)]
     pub with_cache_effect: bool,
     /// Steps to leave out, comma-separated: info, selftest, sweep, probe, cache, cache-effect, layout, plan.
@@ -842,6 +844,18 @@ pub fn create_results_dir(
             out.display()
         ))
     })?;
+    // Each folder is made with one create_dir, which fails when the name exists: two labs started
+    // together never share a folder (the loser takes the next suffix, or is refused with --name).
+    let make = |d: &Path| -> Result<bool> {
+        match std::fs::create_dir(d) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::usage(format!(
+                "cannot create {} ({e}); give a writable --out",
+                d.display()
+            ))),
+        }
+    };
     let dir = match name {
         Some(n) => {
             if n.is_empty() || n.contains('/') || n == "." || n == ".." {
@@ -850,31 +864,43 @@ pub fn create_results_dir(
                 )));
             }
             let d = out.join(n);
-            if d.join(RESULTS_FILE).exists() {
-                return Err(Error::usage(format!(
-                    "{} already holds lab results: choose another --name or remove it",
-                    d.display()
-                )));
+            if !make(&d)? {
+                return Err(Error::usage(if d.join(RESULTS_FILE).exists() {
+                    format!(
+                        "{} already holds lab results: choose another --name or remove it",
+                        d.display()
+                    )
+                } else {
+                    format!(
+                        "{} already exists: choose another --name (lab writes only into a folder it creates)",
+                        d.display()
+                    )
+                }));
             }
             d
         }
         None => {
             let base = format!("{}-{date}", folder_host(host));
-            let mut d = out.join(&base);
-            let mut i = 2;
-            while d.exists() {
-                d = out.join(format!("{base}-{i}"));
-                i += 1;
+            let mut found = None;
+            for i in 1..=10_000u32 {
+                let d = if i == 1 {
+                    out.join(&base)
+                } else {
+                    out.join(format!("{base}-{i}"))
+                };
+                if make(&d)? {
+                    found = Some(d);
+                    break;
+                }
             }
-            d
+            found.ok_or_else(|| {
+                Error::usage(format!(
+                    "{} holds 10000 results folders named {base}-N: give --name",
+                    out.display()
+                ))
+            })?
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::usage(format!(
-            "cannot create {} ({e}); give a writable --out",
-            dir.display()
-        ))
-    })?;
     crate::report::sink::check_writable(&dir.join(RESULTS_FILE))?;
     Ok(dir)
 }
@@ -939,7 +965,8 @@ impl Lab {
             None => name.to_string(),
         };
         let head = format!("[{}/{}] {what}", self.done, self.total);
-        if self.stopped {
+        if self.stopped || interrupted() {
+            self.stopped = true;
             self.record(
                 name,
                 device,
@@ -977,7 +1004,8 @@ impl Lab {
             status.label(),
             reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
         ));
-        if status == StepStatus::Interrupted {
+        // A signal stops the lab even when the step it interrupted then failed or was refused.
+        if status == StepStatus::Interrupted || interrupted() {
             self.stopped = true;
         }
         self.record(name, device, status, reason, secs);
@@ -1023,6 +1051,7 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         Environment::collect(Some(&ordinals))
     };
     let skip = |s: &str| opts.skip.iter().any(|k| k == s);
+    let with_cache_effect = opts.with_cache_effect || cache_effect_by_default(&env.devices);
     let budgets: Vec<DeviceBudget> = env
         .devices
         .iter()
@@ -1039,13 +1068,13 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         !skip("sweep"),
         !skip("probe"),
         !skip("layout"),
-        opts.with_cache_effect && !skip("cache-effect"),
+        with_cache_effect && !skip("cache-effect"),
     );
     let settings = LabSettings {
         budget_minutes: opts.budget_minutes,
         devices: ordinals.clone(),
         target: opts.target.as_ref().map(|t| t.name.clone()),
-        with_cache_effect: opts.with_cache_effect,
+        with_cache_effect,
         skip: opts.skip.clone(),
         headroom_bytes: opts.headroom,
         plan: plan.clone(),
@@ -1113,6 +1142,7 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
                     bytes: None,
                     runs,
                     quiet,
+                    fill_sizes: None,
                 },
             )?;
             let failed: Vec<String> = r
@@ -1217,12 +1247,13 @@ pub fn run(opts: &LabOptions, dir: &Path) -> Result<LabResults> {
         })?;
     }
 
-    // 6. cache effect (first device), only when asked for
+    // 6. cache effect (first device): by default on integrated or pageable-memory devices, else
+    // when asked for
     {
-        let not_run = if !opts.with_cache_effect {
+        let not_run = if !with_cache_effect {
             Some((
                 StepStatus::Skipped,
-                "not asked for: add --with-cache-effect (writes and removes a temporary file of up to 4 GiB)".to_string(),
+                "not asked for on a discrete card: add --with-cache-effect (writes and removes a temporary file of up to 4 GiB)".to_string(),
             ))
         } else {
             skipped("cache-effect").or_else(|| gpu_reason("cache effect"))
@@ -1635,6 +1666,41 @@ pub fn write_report(r: &LabResults, dir: &Path) -> Result<Vec<String>> {
     Ok(page.findings)
 }
 
+/// Whether `cache effect` runs without being asked: the first device is integrated or reaches
+/// pageable memory, so the page cache competes with its allocations (the GB10 headline).
+pub fn cache_effect_by_default(devices: &[crate::experiments::env::DeviceInfo]) -> bool {
+    devices
+        .first()
+        .is_some_and(|d| d.architecture.is_unified() || d.attributes.flag("pageable_memory_access"))
+}
+
+/// The one command that packs a results folder for sending: `tar -czf NAME.tar.gz -C PARENT NAME`.
+pub fn pack_command(dir: &Path) -> String {
+    let q = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/+:@".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let name = dir
+        .file_name()
+        .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| ".".into(), |p| p.to_string_lossy().into_owned());
+    format!(
+        "tar -czf {} -C {} {}",
+        q(&format!("{name}.tar.gz")),
+        q(&parent),
+        q(&name)
+    )
+}
+
 /// The summary printed at the end.
 fn summary(r: &LabResults, dir: &Path, findings: &[String]) -> String {
     let mut out = format!("cumemlab lab: results in {}\n\n", dir.display());
@@ -1678,11 +1744,13 @@ pub fn main(args: LabArgs) -> Result<()> {
         } else {
             from.parent().map_or(PathBuf::from("."), Path::to_path_buf)
         };
+        super::exit_on_first_signal();
+        super::check_interrupt()?;
         let findings = write_report(&r, &dir)?;
         if args.json {
-            print!("{}", String::from_utf8_lossy(&to_json(&r)?));
+            crate::report::sink::print_stdout(to_json(&r)?)?;
         } else {
-            print!("{}", summary(&r, &dir, &findings));
+            crate::report::sink::print_stdout(summary(&r, &dir, &findings))?;
         }
         return Ok(());
     }
@@ -1701,11 +1769,17 @@ pub fn main(args: LabArgs) -> Result<()> {
     let date: String = now_rfc3339().chars().take(10).collect();
     let dir = create_results_dir(&args.out, args.name.as_deref(), &host, &date)?;
     let r = run(&opts, &dir)?;
+    super::exit_on_first_signal();
     let findings = write_report(&r, &dir)?;
     if args.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&r)?));
+        crate::report::sink::print_stdout(to_json(&r)?)?;
     } else {
-        print!("{}", summary(&r, &dir, &findings));
+        let mut text = summary(&r, &dir, &findings);
+        text.push_str(&format!(
+            "\nTo send these results (see the README's \"Results wanted\"), pack the folder with:\n  {}\n",
+            pack_command(&dir)
+        ));
+        crate::report::sink::print_stdout(text)?;
     }
     if r.interrupted {
         return Err(Error::Interrupted);
@@ -1829,6 +1903,55 @@ mod tests {
     }
 
     #[test]
+    fn cache_effect_runs_by_default_on_unified_or_pageable_devices() {
+        use crate::driver::DeviceAttributes;
+        use crate::memory::arch::UsableEstimate;
+        let m = crate::test_support::meminfo("gb10-cache-heavy.txt");
+        let dev = |pairs: &[(&str, i64)]| {
+            let attributes = DeviceAttributes::from_pairs(pairs);
+            let architecture = crate::memory::arch::MemoryArchitecture::classify(&attributes);
+            crate::experiments::env::DeviceInfo {
+                ordinal: 0,
+                name: "x".into(),
+                uuid: String::new(),
+                pci_bus_id: String::new(),
+                compute_capability: String::new(),
+                multiprocessors: 1,
+                total_bytes: 0,
+                cumemgetinfo_free_bytes: 0,
+                cumemgetinfo_total_bytes: 0,
+                architecture,
+                usable: UsableEstimate::new(architecture, 0, &m),
+                attributes,
+            }
+        };
+        let gb10 = dev(&[
+            ("integrated", 1),
+            ("pageable_memory_access", 1),
+            ("pageable_memory_access_uses_host_page_tables", 1),
+        ]);
+        let hmm = dev(&[("pageable_memory_access", 1)]);
+        let h200 = dev(&[]);
+        assert!(cache_effect_by_default(std::slice::from_ref(&gb10)));
+        assert!(cache_effect_by_default(std::slice::from_ref(&hmm)));
+        assert!(!cache_effect_by_default(std::slice::from_ref(&h200)));
+        assert!(!cache_effect_by_default(&[]));
+    }
+
+    #[test]
+    fn the_pack_command_quotes_what_needs_it() {
+        assert_eq!(
+            pack_command(Path::new("cumemlab-results/spark-1-2026-11-30")),
+            "tar -czf spark-1-2026-11-30.tar.gz -C cumemlab-results spark-1-2026-11-30"
+        );
+        assert_eq!(
+            pack_command(Path::new("/tmp/my results/it's")),
+            "tar -czf 'it'\\''s.tar.gz' -C '/tmp/my results' 'it'\\''s'"
+        );
+        assert_eq!(pack_command(Path::new("x")), "tar -czf x.tar.gz -C . x");
+    }
+
+    #[test]
     fn folder_names() {
         assert_eq!(folder_host("spark-1.lab"), "spark-1.lab");
         assert_eq!(folder_host("we ird/host"), "we_ird_host");
@@ -1841,6 +1964,10 @@ mod tests {
         let e = create_results_dir(d.path(), Some("h-2025-01-02"), "h", "x").unwrap_err();
         assert!(matches!(e, Error::Usage(_)) && e.to_string().contains("already holds"));
         assert!(create_results_dir(d.path(), Some("../x"), "h", "x").is_err());
+        // Any existing folder is refused by --name, so a user's own files are never mixed in.
+        std::fs::create_dir(d.path().join("mine")).unwrap();
+        let e = create_results_dir(d.path(), Some("mine"), "h", "x").unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod probe;
 pub mod selftest;
 pub mod sweep;
+pub mod visibility;
 pub mod watch;
 
 use std::sync::Arc;
@@ -25,13 +26,22 @@ use crate::error::{Error, Result};
 use crate::memory::arch::MemoryArchitecture;
 
 static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// Set while nothing is measured or held (rendering a report): then the first signal exits.
+static AT_ONCE: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
-/// Installs the SIGINT/SIGTERM handlers: the first signal sets the flag that experiments check
+/// Installs the SIGINT/SIGTERM/SIGHUP handlers: the first signal sets the flag that experiments check
 /// between phases; a second one exits at once with 130 (the driver frees a dead process's memory).
 pub fn install_interrupt_handlers() {
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let at_once = AT_ONCE.get_or_init(|| Arc::new(AtomicBool::new(false)));
+        // SIGHUP (the terminal closed) is handled like SIGTERM, so a held fill file is removed.
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, at_once.clone());
             // Order matters: the conditional exit sees the flag as it was before this signal.
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
             let _ = signal_hook::flag::register(sig, flag.clone());
@@ -46,7 +56,15 @@ pub fn install_interrupt_handlers() {
     });
 }
 
-/// True once Ctrl-C or SIGTERM arrived.
+/// From now on the first Ctrl-C or SIGTERM exits at once with 130: for work that holds nothing and
+/// measures nothing (rendering figures and reports), so that `timeout` and Ctrl-C always end it.
+pub fn exit_on_first_signal() {
+    if let Some(f) = AT_ONCE.get() {
+        f.store(true, Ordering::Relaxed);
+    }
+}
+
+/// True once Ctrl-C, SIGTERM or SIGHUP arrived.
 pub fn interrupted() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
@@ -83,28 +101,25 @@ impl DeviceSel {
     /// The ordinals this selection names on a host with `count` devices.
     pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
         match self {
-            DeviceSel::All if count > 0 => Ok((0..count).collect()),
-            DeviceSel::All => Err(Error::usage(
-                "no CUDA device found: this command needs a GPU",
+            // The request was fine (the default device included); the machine has no GPU: exit 1.
+            DeviceSel::All | DeviceSel::One(_) if count <= 0 => Err(Error::Failed(
+                "no CUDA device found: this command needs a GPU".into(),
             )),
+            DeviceSel::All => Ok((0..count).collect()),
             DeviceSel::One(n) if n < count => Ok(vec![n]),
             DeviceSel::One(n) => Err(Error::usage(format!(
-                "device {n} does not exist: this host has {count} CUDA device{} ({})",
+                "device {n} does not exist: this host has {count} CUDA device{} (0..{})",
                 if count == 1 { "" } else { "s" },
-                if count == 0 {
-                    "none".to_string()
-                } else {
-                    format!("0..{}", count - 1)
-                }
+                count - 1
             ))),
         }
     }
 }
 
-/// Loads the driver for a command that needs a GPU; a missing driver is a usage error (exit 2)
-/// naming why.
+/// Loads the driver for a command that needs a GPU. A missing driver or a failing `cuInit` is a
+/// failure of the machine, not of the user's input: exit 1, naming why.
 pub fn require_driver() -> Result<Driver> {
-    Driver::load().map_err(|e| Error::usage(format!("this command needs a GPU: {e}")))
+    Driver::load().map_err(|e| Error::Failed(format!("this command needs a GPU: {e}")))
 }
 
 /// A context (with its stream and the kernel module) needs a few hundred MiB of device memory.

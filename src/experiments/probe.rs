@@ -474,6 +474,14 @@ pub struct ProbeRow {
     pub mem_available_bytes: u64,
     pub cached_bytes: u64,
     pub swap_free_bytes: u64,
+    /// PSI full avg10 (percent), bytes in free 2 MiB blocks and cgroup memory.current, just
+    /// before the probe.
+    #[serde(default)]
+    pub psi_full_avg10: Option<f64>,
+    #[serde(default)]
+    pub free_2m_bytes: Option<u64>,
+    #[serde(default)]
+    pub cgroup_current_bytes: Option<u64>,
     pub elapsed_ms: f64,
     /// Every size tried with its outcome.
     pub tried: String,
@@ -568,6 +576,7 @@ pub struct Accounting {
     pub device_free: u64,
     pub device_total: u64,
     pub meminfo: MemInfo,
+    pub pressure: crate::host::HostPressure,
 }
 
 impl Accounting {
@@ -577,6 +586,7 @@ impl Accounting {
             device_free,
             device_total,
             meminfo: MemInfo::read().map_err(Error::Failed)?,
+            pressure: crate::host::HostPressure::read(),
         })
     }
 
@@ -699,6 +709,7 @@ pub fn probe_one(
                 || Ok(with_cap(current_limit()?, cap)),
                 |bytes| {
                     progress.message(format!("{label}: trying {}", fmt_bytes(bytes)));
+                    pressure_guard(unified, &label, bytes)?;
                     try_once(gpu, st, bytes, touch, opts)
                 },
             )?;
@@ -715,6 +726,7 @@ pub fn probe_one(
                         fmt_bytes(bytes * held.len() as u64),
                         fmt_bytes(bytes)
                     ));
+                    pressure_guard(unified, &label, bytes)?;
                     add_chunk(gpu, st, bytes, touch, opts, &mut held)
                 },
             )?;
@@ -754,8 +766,25 @@ pub fn probe_one(
         mem_available_bytes: m.mem_available,
         cached_bytes: m.cached,
         swap_free_bytes: m.swap_free,
+        psi_full_avg10: before.pressure.psi_full_avg10(),
+        free_2m_bytes: before.pressure.free_2m_bytes(),
+        cgroup_current_bytes: before.pressure.cgroup_current(),
         elapsed_ms,
         tried: search.tried_text(),
+    })
+}
+
+/// On unified memory, the pressure guard before each allocation (see
+/// `memory::safety::PressureLimits`): a host near a wedge stops the probe, exit 1, with the figure.
+fn pressure_guard(unified: bool, label: &str, bytes: u64) -> Result<()> {
+    if !unified {
+        return Ok(());
+    }
+    crate::memory::safety::pressure_check_now(bytes).map_err(|why| {
+        Error::Failed(format!(
+            "{label}: stopped before allocating {}: {why}",
+            fmt_bytes(bytes)
+        ))
     })
 }
 
@@ -1075,18 +1104,18 @@ pub fn main(args: ProbeArgs) -> Result<()> {
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("probe", env, args.output.out.as_deref())?;
     let t = Instant::now();
-    let result = run(&ordinals, &opts, &mut sink);
+    let result = run(&ordinals, &opts, &mut sink).and_then(|()| sink.require_rows());
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     sink.doc
         .notes
         .push(format!("probe took {:.1} s", t.elapsed().as_secs_f64()));
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.output.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.output.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else {
-        print!("{}", render(&sink.doc));
+        crate::report::sink::print_stdout(render(&sink.doc))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);
@@ -1473,6 +1502,9 @@ mod tests {
             mem_available_bytes: 2,
             cached_bytes: 3,
             swap_free_bytes: 0,
+            psi_full_avg10: Some(0.5),
+            free_2m_bytes: Some(GIB),
+            cgroup_current_bytes: None,
             elapsed_ms: 12.5,
             tried: "256 MiB ok".into(),
         };

@@ -2,7 +2,9 @@
 //! data over a poisoned buffer and verifies the result (at the test size and at an odd size that
 //! is a multiple of neither 16 nor the page size), plants a wrong element to prove `check` sees
 //! it, then measures `fill` against `cuMemsetD32` and `read` beside them (and a device-to-device
-//! copy) on up to 4 GiB of device memory. A wrong kernel is exit 1.
+//! copy) on up to 4 GiB of device memory, and `fill` against `cuMemsetD32` alone at 1, 4 and
+//! 16 GiB (`--fill-sizes`; sizes over a quarter of free memory are left out). A wrong kernel is
+//! exit 1.
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn csv_rows_carry_the_fill_by_size_table() {
+        let bw = |op: &str, bytes, median, pct| Bandwidth {
+            device: 0,
+            op: op.into(),
+            bytes,
+            gbps: Summary::of(&[median]).unwrap(),
+            percent_of_memset: pct,
+        };
+        let r = SelftestReport {
+            device: 0,
+            device_name: "gpu".into(),
+            checks: vec![],
+            bandwidth: vec![bw("fill kernel", 4 * GIB, 4600.0, 101.0)],
+            fill_reaches_95_percent_of_memset: true,
+            fill_by_size: vec![
+                bw("cuMemsetD32", GIB, 4400.0, 100.0),
+                bw("fill kernel", GIB, 4500.0, 102.3),
+            ],
+            all_passed: true,
+        };
+        let rows = csv_rows(&[r]);
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, ["bandwidth", "fill_by_size", "fill_by_size"]);
+        assert_eq!(rows[2].bytes, GIB);
+        assert_eq!(rows[2].percent_of_memset, Some(102.3));
+        assert_eq!(rows[2].gbps_median, Some(4500.0));
+    }
+
+    #[test]
+    fn fill_sizes_default_and_chosen() {
+        // Defaults: 1, 4, 16 GiB where each is at most a quarter of free memory.
+        assert_eq!(
+            fill_sizes(None, 139 * GIB).unwrap(),
+            vec![GIB, 4 * GIB, 16 * GIB]
+        );
+        assert_eq!(fill_sizes(None, 20 * GIB).unwrap(), vec![GIB, 4 * GIB]);
+        assert!(fill_sizes(None, 2 * GIB).unwrap().is_empty());
+        // Chosen: kept as given between 1 MiB and half of free memory, else a usage error.
+        assert_eq!(
+            fill_sizes(Some(&[2 * GIB, MIB]), 8 * GIB).unwrap(),
+            vec![2 * GIB, MIB]
+        );
+        for bad in [[5 * GIB], [MIB - 1]] {
+            let e = fill_sizes(Some(&bad), 8 * GIB).unwrap_err();
+            assert!(e.to_string().contains("--fill-sizes"), "{e}");
+        }
+    }
+
+    #[test]
     fn touch_mismatch_expectation() {
         // 3 pages of 16 bytes over 40 bytes: words at 0 and 16 (16-byte part), then offset 32 in
         // the 8-byte tail: 4 bytes written there.
@@ -69,6 +120,10 @@ pub struct SelftestReport {
     pub checks: Vec<KernelCheck>,
     pub bandwidth: Vec<Bandwidth>,
     pub fill_reaches_95_percent_of_memset: bool,
+    /// `cuMemsetD32` and `fill` at each of the fill sizes (percent relative to the memset of the
+    /// same size); absent in reports from before this field.
+    #[serde(default)]
+    pub fill_by_size: Vec<Bandwidth>,
     pub all_passed: bool,
 }
 
@@ -79,7 +134,13 @@ pub struct SelftestOptions {
     pub bytes: Option<u64>,
     pub runs: u32,
     pub quiet: bool,
+    /// Sizes for `fill` against `cuMemsetD32` alone (default [`DEFAULT_FILL_SIZES`], each kept
+    /// when it is at most a quarter of free memory).
+    pub fill_sizes: Option<Vec<u64>>,
 }
+
+/// Default sizes for `fill` against `cuMemsetD32`: 1, 4 and 16 GiB.
+pub const DEFAULT_FILL_SIZES: [u64; 3] = [GIB, 4 * GIB, 16 * GIB];
 
 /// The odd size: not a multiple of 16, of 4, or of the page size.
 pub const ODD_BYTES: u64 = 64 * MIB + 4099;
@@ -214,6 +275,79 @@ fn bandwidth_runs(runs: u32, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f
     Ok(v)
 }
 
+/// The sizes for `fill` against `cuMemsetD32`: the defaults up to a quarter of `free`, or the
+/// user's, each from 1 MiB (smaller buffers time the launch) to half of `free` (usage error).
+pub fn fill_sizes(chosen: Option<&[u64]>, free: u64) -> Result<Vec<u64>> {
+    let Some(v) = chosen else {
+        return Ok(DEFAULT_FILL_SIZES
+            .into_iter()
+            .filter(|&b| b <= free / 4)
+            .collect());
+    };
+    if let Some(b) = v.iter().find(|&&b| b < MIB || b > free / 2) {
+        return Err(Error::usage(format!(
+            "--fill-sizes: {} is outside 1 MiB to half of the {} free on the device",
+            fmt_bytes(*b),
+            fmt_bytes(free)
+        )));
+    }
+    Ok(v.to_vec())
+}
+
+/// `cuMemsetD32` and `fill` at each size, as two [`Bandwidth`] rows per size: in alternation
+/// (one warm-up pair, then `runs` pairs), on the first bytes of one buffer of the largest size.
+/// One buffer, and before the rest of the self-test, because freeing device memory leaves the
+/// DRAM busy for a while (on an H200, about 0.37 TB/s for about 2.5 ms per GiB freed, consistent
+/// with the driver scrubbing it: docs/results/h200-2026-11-30-fill/), which slows the first runs
+/// after a free.
+fn fill_by_size(gpu: &Gpu, runs: u32, sizes: &[u64]) -> Result<Vec<Bandwidth>> {
+    let (k, s, dev) = (&gpu.kernels, &gpu.stream, gpu.device.ordinal());
+    let mut out = Vec::new();
+    let Some(&largest) = sizes.iter().max() else {
+        return Ok(out);
+    };
+    let a = allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        Strategy::Device,
+        largest,
+        &AllocOptions::default(),
+    )?;
+    let p = a.device_ptr();
+    for &bytes in sizes {
+        let (mut memset, mut fill) = (Vec::new(), Vec::new());
+        for i in 0..=runs {
+            check_interrupt()?;
+            let m = k.memset_d32(s, p, bytes, 0x1234_5678)?;
+            let f = k.fill(s, p, bytes, 0x0bad_f00d)?;
+            if i > 0 {
+                memset.push(m);
+                fill.push(f);
+            }
+        }
+        let to_gbps = |ms: &[f64]| ms.iter().map(|m| gbps(bytes, *m)).collect::<Vec<_>>();
+        let (Some(m), Some(f)) = (Summary::of(&to_gbps(&memset)), Summary::of(&to_gbps(&fill)))
+        else {
+            continue;
+        };
+        for (op, sum) in [("cuMemsetD32", m), ("fill kernel", f)] {
+            out.push(Bandwidth {
+                device: dev,
+                op: op.into(),
+                bytes,
+                gbps: sum,
+                percent_of_memset: if m.median > 0.0 {
+                    100.0 * sum.median / m.median
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+    a.free()?;
+    Ok(out)
+}
+
 /// Runs the self-test on one device.
 pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
     let dev = gpu.device.ordinal();
@@ -230,8 +364,13 @@ pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
             fmt_bytes(free)
         )));
     }
-    let progress = Progress::new(4, opts.quiet);
+    let sizes = fill_sizes(opts.fill_sizes.as_deref(), free)?;
+    let progress = Progress::new(5, opts.quiet);
     let no_opts = AllocOptions::default();
+    // First, before this run frees anything (see fill_by_size).
+    progress.message("fill against cuMemsetD32 by size");
+    let fill_by_size = fill_by_size(gpu, opts.runs, &sizes)?;
+    progress.inc();
     progress.message("verifying kernels");
     let a = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
     let b = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
@@ -293,6 +432,7 @@ pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
         checks,
         bandwidth,
         fill_reaches_95_percent_of_memset: fill_pct >= 95.0,
+        fill_by_size,
         all_passed,
     })
 }
@@ -340,6 +480,31 @@ pub fn render(r: &SelftestReport) -> String {
         ]);
     }
     out.push_str(&format!("{t}\n"));
+    if !r.fill_by_size.is_empty() {
+        out.push_str(&format!(
+            "fill against cuMemsetD32 by size, GB/s, {} timed runs after a warm-up:\n",
+            r.fill_by_size[0].gbps.runs
+        ));
+        let mut t = new_table(&[
+            "size",
+            "cuMemsetD32 GB/s",
+            "fill GB/s",
+            "CV %",
+            "% of memset",
+        ]);
+        for pair in r.fill_by_size.chunks(2) {
+            if let [m, f] = pair {
+                t.add_row(vec![
+                    fmt_bytes(f.bytes),
+                    format!("{:.1}", m.gbps.median),
+                    format!("{:.1}", f.gbps.median),
+                    format!("{:.2}", 100.0 * f.gbps.cv),
+                    format!("{:.1}", f.percent_of_memset),
+                ]);
+            }
+        }
+        out.push_str(&format!("{t}\n"));
+    }
     out.push_str(if r.fill_reaches_95_percent_of_memset {
         "fill reaches at least 95% of cuMemsetD32: the kernels can be trusted to measure bandwidth.\n"
     } else {
@@ -358,7 +523,7 @@ pub fn render(r: &SelftestReport) -> String {
 pub struct SelftestCsvRow {
     pub device: i32,
     pub device_name: String,
-    /// `check` or `bandwidth`.
+    /// `check`, `bandwidth` or `fill_by_size` (cuMemsetD32 and fill at each `--fill-sizes` size).
     pub kind: String,
     pub name: String,
     pub bytes: u64,
@@ -393,11 +558,12 @@ pub fn csv_rows(reports: &[SelftestReport]) -> Vec<SelftestCsvRow> {
                 detail: Some(c.detail.clone()),
             });
         }
-        for b in &s.bandwidth {
+        let by_size = s.fill_by_size.iter().map(|b| ("fill_by_size", b));
+        for (kind, b) in s.bandwidth.iter().map(|b| ("bandwidth", b)).chain(by_size) {
             rows.push(SelftestCsvRow {
                 device: s.device,
                 device_name: s.device_name.clone(),
-                kind: "bandwidth".into(),
+                kind: kind.into(),
                 name: b.op.clone(),
                 bytes: b.bytes,
                 passed: None,
@@ -426,6 +592,10 @@ pub struct SelftestArgs {
     /// Buffer size for the bandwidth runs (default 4GiB, less on small cards).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::units::parse_size)]
     pub size: Option<u64>,
+    /// Sizes for fill against cuMemsetD32, comma-separated (default 1GiB,4GiB,16GiB, each kept
+    /// when it is at most a quarter of free memory).
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::size_list)]
+    pub fill_sizes: Option<crate::cli::List<u64>>,
     /// Timed runs per bandwidth figure (after one discarded warm-up).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
@@ -449,13 +619,14 @@ pub fn main(args: SelftestArgs) -> Result<()> {
         bytes: args.size,
         runs: args.runs,
         quiet: args.quiet || !tables,
+        fill_sizes: args.fill_sizes.map(|l| l.0),
     };
     let mut reports = Vec::new();
     for o in ordinals {
         let gpu = Gpu::open(&drv, o)?;
         let r = run(&gpu, &opts)?;
         if tables {
-            print!("{}", render(&r));
+            crate::report::sink::print_stdout(render(&r))?;
         }
         reports.push(r);
     }
@@ -469,9 +640,9 @@ pub fn main(args: SelftestArgs) -> Result<()> {
         crate::report::write_atomic(out, &bytes)?;
     }
     if output.json {
-        print!("{}", String::from_utf8_lossy(&json()?));
+        crate::report::sink::print_stdout(json()?)?;
     } else if output.csv {
-        print!("{}", String::from_utf8_lossy(&csv()?));
+        crate::report::sink::print_stdout(csv()?)?;
     }
     if reports.iter().all(|r| r.all_passed) {
         Ok(())

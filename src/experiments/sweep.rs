@@ -84,6 +84,14 @@ pub struct SweepRow {
     pub delta_mem_available_bytes: Option<i64>,
     pub delta_cached_bytes: Option<i64>,
     pub delta_rss_bytes: Option<i64>,
+    /// Change of the free 2 MiB-block supply and of the cgroup's memory.current (same spans),
+    /// and PSI full avg10 (percent) at the end of the span.
+    #[serde(default)]
+    pub delta_free_2m_bytes: Option<i64>,
+    #[serde(default)]
+    pub delta_cgroup_current_bytes: Option<i64>,
+    #[serde(default)]
+    pub psi_full_avg10: Option<f64>,
     /// Verify: elements that differed (must be 0), and how they were checked.
     pub mismatches: Option<u64>,
     pub note: Option<String>,
@@ -169,6 +177,11 @@ impl SweepRow {
         self.delta_mem_available_bytes = Some(d(after.mem_available, before.mem_available));
         self.delta_cached_bytes = Some(d(after.cached, before.cached));
         self.delta_rss_bytes = Some(d(after.rss, before.rss));
+        let od = |a: Option<u64>, b: Option<u64>| Some(d(a?, b?));
+        self.delta_free_2m_bytes = od(after.free_2m_bytes, before.free_2m_bytes);
+        self.delta_cgroup_current_bytes =
+            od(after.cgroup_current_bytes, before.cgroup_current_bytes);
+        self.psi_full_avg10 = after.psi_full_avg10;
         self
     }
 }
@@ -181,17 +194,25 @@ pub struct Snapshot {
     pub mem_available: u64,
     pub cached: u64,
     pub rss: u64,
+    /// PSI full avg10 (percent), bytes in free 2 MiB blocks, cgroup memory.current.
+    pub psi_full_avg10: Option<f64>,
+    pub free_2m_bytes: Option<u64>,
+    pub cgroup_current_bytes: Option<u64>,
 }
 
 impl Snapshot {
     pub fn take(gpu: &Gpu) -> Result<Snapshot> {
         let m = MemInfo::read().map_err(Error::Failed)?;
+        let p = crate::host::HostPressure::read();
         Ok(Snapshot {
             device_free: gpu.free_bytes()?,
             mem_free: m.mem_free,
             mem_available: m.mem_available,
             cached: m.cached,
             rss: rss_bytes(),
+            psi_full_avg10: p.psi_full_avg10(),
+            free_2m_bytes: p.free_2m_bytes(),
+            cgroup_current_bytes: p.cgroup_current(),
         })
     }
 }
@@ -333,6 +354,13 @@ fn run_device(
                 Err(Error::Driver(e)) if e.is_out_of_memory() => {
                     sink.skip(format!(
                         "device {dev} {st}@{}: out of memory: {e}",
+                        fmt_bytes(size)
+                    ))?;
+                }
+                // cuMemHostRegister on GB10 (antirez/ds4 PR #158): skipped with the reason.
+                Err(Error::Driver(e)) if e.is_not_supported() => {
+                    sink.skip(format!(
+                        "device {dev} {st}@{}: not supported by the driver: {e}",
                         fmt_bytes(size)
                     ))?;
                 }
@@ -1530,7 +1558,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("sweep", env, args.output.out.as_deref())?;
     let t = Instant::now();
-    let result = run(&ordinals, &opts, &mut sink);
+    let result = run(&ordinals, &opts, &mut sink).and_then(|()| sink.require_rows());
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     for dev in &ordinals {
         let f = findings(&sink.doc.rows, *dev);
@@ -1539,18 +1567,18 @@ pub fn main(args: SweepArgs) -> Result<()> {
     sink.doc
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.output.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.output.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else {
-        print!("{}", render(&sink.doc));
-        print!(
-            "{}",
-            crate::report::headline::render_all(&crate::report::headline::from_sweep(&sink.doc))
-        );
-        println!("sweep took {:.1} s", t.elapsed().as_secs_f64());
+        crate::report::sink::print_stdout(format!(
+            "{}{}sweep took {:.1} s\n",
+            render(&sink.doc),
+            crate::report::headline::render_all(&crate::report::headline::from_sweep(&sink.doc)),
+            t.elapsed().as_secs_f64()
+        ))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);

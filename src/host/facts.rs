@@ -67,25 +67,7 @@ pub fn parse_bracketed(text: &str) -> Option<String> {
 
 /// The cgroup (v2, then v1) memory limit of this process.
 fn cgroup_memory_limit() -> Option<u64> {
-    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mut candidates = Vec::new();
-    for line in cg.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        if id == "0" && ctrl.is_empty() {
-            candidates.push(format!("/sys/fs/cgroup{path}/memory.max"));
-            candidates.push("/sys/fs/cgroup/memory.max".to_string());
-        } else if ctrl.split(',').any(|c| c == "memory") {
-            candidates.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
-            candidates.push("/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string());
-        }
-    }
-    candidates
-        .into_iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .and_then(|v| parse_cgroup_limit(&v))
+    super::pressure::CgroupMemory::read().and_then(|c| c.max_bytes)
 }
 
 /// `max` or a value of 2^60 or more (v1's "unlimited") is no limit.

@@ -22,6 +22,14 @@ pub struct MemInfo {
     pub hugepages_total: u64,
     pub hugepages_free: u64,
     pub hugepage_size: u64,
+    /// `Hugetlb`: all memory taken by HugeTLB pools of every size, bytes (kernel 4.16+).
+    #[serde(default)]
+    pub hugetlb: u64,
+    /// Contiguous memory allocator reserve: CmaTotal / CmaFree, bytes (0 when absent).
+    #[serde(default)]
+    pub cma_total: u64,
+    #[serde(default)]
+    pub cma_free: u64,
 }
 
 impl MemInfo {
@@ -72,12 +80,20 @@ impl MemInfo {
             hugepages_total: opt("HugePages_Total"),
             hugepages_free: opt("HugePages_Free"),
             hugepage_size: opt("Hugepagesize"),
+            hugetlb: opt("Hugetlb"),
+            cma_total: opt("CmaTotal"),
+            cma_free: opt("CmaFree"),
         })
     }
 
-    /// Reads and parses `/proc/meminfo` (or `$CUMEMLAB_MEMINFO`, for tests that simulate a host).
+    /// The file read: `/proc/meminfo`, or `$CUMEMLAB_MEMINFO` (for tests that simulate a host).
+    pub fn path() -> String {
+        std::env::var("CUMEMLAB_MEMINFO").unwrap_or_else(|_| "/proc/meminfo".into())
+    }
+
+    /// Reads and parses [`MemInfo::path`].
     pub fn read() -> Result<MemInfo, String> {
-        let path = std::env::var("CUMEMLAB_MEMINFO").unwrap_or_else(|_| "/proc/meminfo".into());
+        let path = MemInfo::path();
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
         MemInfo::parse(&text).map_err(|e| format!("{path}: {e}"))
@@ -92,6 +108,36 @@ impl MemInfo {
     /// (the GB10 guidance).
     pub fn available_with_swap(&self) -> u64 {
         self.mem_available.saturating_add(self.swap_free)
+    }
+
+    /// Bytes of the default-size HugeTLB pool: HugePages_Total x Hugepagesize.
+    pub fn hugetlb_pool_bytes(&self) -> u64 {
+        self.hugepages_total.saturating_mul(self.hugepage_size)
+    }
+
+    /// Free bytes of that pool: HugePages_Free x Hugepagesize.
+    pub fn hugetlb_free_bytes(&self) -> u64 {
+        self.hugepages_free.saturating_mul(self.hugepage_size)
+    }
+
+    /// What a GPU allocation on unified memory can count on, by NVIDIA's integrated-GPU rule as
+    /// NVIDIA's engineers wrote it into llama.cpp (ggml-org/llama.cpp PR #17368, "DGX Spark: UMA
+    /// support", Nov 2025): MemAvailable + SwapFree, except that when a HugeTLB pool is configured
+    /// (HugePages_Total > 0) it is the pool's free pages, HugePages_Free x Hugepagesize, and swap
+    /// does not count (HugeTLB pages are not swappable). The pool is taken out of MemAvailable by
+    /// the kernel, which is why ignoring it overstates what is left on a host that has one.
+    pub fn unified_usable(&self) -> (u64, &'static str) {
+        if self.hugepages_total > 0 {
+            (
+                self.hugetlb_free_bytes(),
+                "HugePages_Free x Hugepagesize (a HugeTLB pool is configured: NVIDIA's UMA rule, llama.cpp PR #17368)",
+            )
+        } else {
+            (
+                self.available_with_swap(),
+                "MemAvailable + SwapFree (unified memory: the kernel reclaims the page cache for GPU allocations)",
+            )
+        }
     }
 
     /// True when the page cache is large enough to matter: over 10% of MemTotal and over 4 GiB.

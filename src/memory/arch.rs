@@ -90,10 +90,11 @@ impl UsableEstimate {
                     fmt_bytes(m.mem_available)
                 )
             });
+            let (estimate_bytes, basis) = m.unified_usable();
             UsableEstimate {
                 cumemgetinfo_free_bytes: device_free,
-                estimate_bytes: m.available_with_swap(),
-                basis: "MemAvailable + SwapFree (unified memory: the kernel reclaims the page cache for GPU allocations)".into(),
+                estimate_bytes,
+                basis: basis.into(),
                 warning,
             }
         } else {
@@ -171,6 +172,16 @@ mod tests {
         assert_eq!(u.cumemgetinfo_free_bytes, m.mem_free);
         let w = u.warning.unwrap();
         assert!(w.contains("drop_caches") && w.contains("--evict"), "{w}");
+        // A HugeTLB pool: its free pages are what is left, and swap does not count.
+        let h = MemInfo {
+            hugepages_total: 40,
+            hugepages_free: 30,
+            hugepage_size: 1 << 30,
+            ..m.clone()
+        };
+        let uh = UsableEstimate::new(MemoryArchitecture::IntegratedUnified, h.mem_free, &h);
+        assert_eq!(uh.estimate_bytes, 30 << 30);
+        assert!(uh.basis.contains("HugePages_Free"), "{}", uh.basis);
         let d = UsableEstimate::new(MemoryArchitecture::Discrete, 80 << 30, &m);
         assert_eq!(d.estimate_bytes, 80 << 30);
         assert!(d.warning.is_none());

@@ -312,6 +312,10 @@ pub trait Allocation {
     fn writable(&self) -> bool {
         true
     }
+    /// How host memory was registered (`registered` only): see `registered::RegisterMode`.
+    fn registration_mode(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Times one step: host clock around `f` and a context synchronise.

@@ -3,6 +3,15 @@
 //! registration are timed apart: the mapping is free, the registration pins and populates every
 //! page. File mappings are mapped and registered read-only (`CU_MEMHOSTREGISTER_READ_ONLY`), so
 //! their pages stay the page cache's pages: that is what the cache experiment reads cold and warm.
+//!
+//! Read-only registration is not everywhere: the device says so in
+//! `CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED`, which reads 0 on some drivers
+//! (antirez/ds4 issue #791, RTX PRO 6000, driver 595.84) and B300 refused it
+//! (vllm-project/vllm-omni PR #6240). Without it the file is mapped private and registered
+//! plainly: pinning a private mapping for writing copies each page out of the page cache
+//! (copy-on-write), so that mode measures a copy, and [`RegisterMode`] says which one ran.
+//! `CUDA_ERROR_NOT_SUPPORTED` from `cuMemHostRegister` (GB10 in antirez/ds4 PR #158) is returned
+//! as the driver error it is: callers skip with that reason.
 
 use std::ffi::c_void;
 use std::path::Path;
@@ -14,15 +23,46 @@ use memmap2::{Mmap, MmapMut};
 use super::{Allocation, Step, Strategy, timed_step};
 use crate::driver::{Context, DevicePtr, Error, Result, cu, record_drop_failure, sys};
 
+/// How a range was registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterMode {
+    /// An anonymous mapping, registered read-write.
+    Anonymous,
+    /// A file mapping registered with `CU_MEMHOSTREGISTER_READ_ONLY`: the page cache's own pages.
+    ReadOnly,
+    /// A private file mapping registered plainly: pinned pages are copies of the file's.
+    PrivateCopy,
+}
+
+impl RegisterMode {
+    pub fn key(self) -> &'static str {
+        match self {
+            RegisterMode::Anonymous => "anonymous",
+            RegisterMode::ReadOnly => "read-only",
+            RegisterMode::PrivateCopy => "private-copy",
+        }
+    }
+}
+
+/// Whether the device takes `CU_MEMHOSTREGISTER_READ_ONLY` (an attribute the driver does not
+/// know counts as no).
+fn read_only_supported(ctx: &Context) -> bool {
+    ctx.device()
+        .attribute(sys::CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED)
+        .is_ok_and(|v| v == 1)
+}
+
 enum Map {
     Anon(MmapMut),
     File(Mmap),
+    /// A private (copy-on-write) mapping of a file.
+    FileCopy(MmapMut),
 }
 
 impl Map {
     fn ptr(&self) -> *mut c_void {
         match self {
-            Map::Anon(m) => m.as_ptr() as *mut c_void,
+            Map::Anon(m) | Map::FileCopy(m) => m.as_ptr() as *mut c_void,
             Map::File(m) => m.as_ptr() as *mut c_void,
         }
     }
@@ -35,6 +75,7 @@ pub struct RegisteredAlloc {
     dptr: DevicePtr,
     bytes: u64,
     steps: Vec<Step>,
+    mode: RegisterMode,
 }
 
 /// Turns an `mmap` failure into the layer's error; ENOMEM counts as out of memory.
@@ -56,47 +97,72 @@ impl RegisteredAlloc {
             dptr: 0,
             bytes,
             steps: Vec::new(),
+            mode: RegisterMode::Anonymous,
         };
-        let t = Instant::now();
-        let map = match file {
-            None => Map::Anon(
-                MmapMut::map_anon(bytes as usize).map_err(|e| mmap_error("mmap", bytes, e))?,
-            ),
-            Some(path) => {
-                let f = std::fs::File::open(path).map_err(|e| Error::Os {
-                    call: "open",
-                    message: format!("{}: {e}", path.display()),
-                    out_of_memory: false,
-                })?;
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                if len < bytes {
-                    return Err(Error::Invalid(format!(
-                        "{} holds {len} bytes, fewer than the {bytes} requested",
-                        path.display()
-                    )));
-                }
-                // SAFETY: the file is mapped read-only; the tool never truncates it while mapped
-                // (the cache experiment owns its temporary files).
-                let m = unsafe { memmap2::MmapOptions::new().len(bytes as usize).map(&f) }
-                    .map_err(|e| mmap_error("mmap", bytes, e))?;
-                Map::File(m)
+        let Some(path) = file else {
+            let t = Instant::now();
+            let m = MmapMut::map_anon(bytes as usize).map_err(|e| mmap_error("mmap", bytes, e))?;
+            a.push_mmap_step(t);
+            a.register(Map::Anon(m), RegisterMode::Anonymous)?;
+            return a.finish();
+        };
+        let f = std::fs::File::open(path).map_err(|e| Error::Os {
+            call: "open",
+            message: format!("{}: {e}", path.display()),
+            out_of_memory: false,
+        })?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < bytes {
+            return Err(Error::Invalid(format!(
+                "{} holds {len} bytes, fewer than the {bytes} requested",
+                path.display()
+            )));
+        }
+        if read_only_supported(ctx) {
+            let t = Instant::now();
+            // SAFETY: the file is mapped read-only; the tool never truncates it while mapped
+            // (the cache experiment owns its temporary files).
+            let m = unsafe { memmap2::MmapOptions::new().len(bytes as usize).map(&f) }
+                .map_err(|e| mmap_error("mmap", bytes, e))?;
+            a.push_mmap_step(t);
+            match a.register(Map::File(m), RegisterMode::ReadOnly) {
+                Ok(()) => return a.finish(),
+                // The attribute said yes and the call says no: fall back below.
+                Err(e) if e.is_not_supported() => a.map = None,
+                Err(e) => return Err(e),
             }
-        };
-        a.steps.push(Step {
+        }
+        let t = Instant::now();
+        // SAFETY: a private mapping: writes (the kernel's copy-on-write when pinning) never reach
+        // the file; the tool never truncates the file while mapped.
+        let m = unsafe { memmap2::MmapOptions::new().len(bytes as usize).map_copy(&f) }
+            .map_err(|e| mmap_error("mmap", bytes, e))?;
+        a.push_mmap_step(t);
+        a.register(Map::FileCopy(m), RegisterMode::PrivateCopy)?;
+        a.finish()
+    }
+
+    fn push_mmap_step(&mut self, t: Instant) {
+        self.steps.push(Step {
             name: "mmap",
             ms: t.elapsed().as_secs_f64() * 1e3,
         });
-        let read_only = matches!(map, Map::File(_));
+    }
+
+    /// Registers `map` in `mode` (timed as the `cuMemHostRegister` step) and keeps it.
+    fn register(&mut self, map: Map, mode: RegisterMode) -> Result<()> {
         let host = map.ptr();
-        a.map = Some(map);
+        let bytes = self.bytes;
+        self.map = Some(map);
         let flags = sys::CU_MEMHOSTREGISTER_DEVICEMAP
-            | if read_only {
+            | if mode == RegisterMode::ReadOnly {
                 sys::CU_MEMHOSTREGISTER_READ_ONLY
             } else {
                 0
             };
-        timed_step(ctx, "cuMemHostRegister", &mut a.steps, || {
-            // SAFETY: `host` is a live mapping of `bytes` bytes owned by `a` and outliving the
+        let ctx = self.ctx.clone();
+        timed_step(&ctx, "cuMemHostRegister", &mut self.steps, || {
+            // SAFETY: `host` is a live mapping of `bytes` bytes owned by `self` and outliving the
             // registration (Drop unregisters before unmapping).
             unsafe {
                 cu!(
@@ -105,17 +171,26 @@ impl RegisteredAlloc {
                 )
             }
         })?;
-        a.registered = true;
+        self.registered = true;
+        self.mode = mode;
+        Ok(())
+    }
+
+    /// The device address of the registered range.
+    fn finish(mut self) -> Result<RegisteredAlloc> {
+        let Some(host) = self.map.as_ref().map(Map::ptr) else {
+            return Err(Error::Invalid("no mapping was registered".into()));
+        };
         let mut dptr: DevicePtr = 0;
         // SAFETY: `host` is registered with DEVICEMAP; `dptr` is an out-pointer; flags must be 0.
         unsafe {
             cu!(
-                ctx.driver(),
+                self.ctx.driver(),
                 cuMemHostGetDevicePointer_v2(&mut dptr, host, 0)
             )
         }?;
-        a.dptr = dptr;
-        Ok(a)
+        self.dptr = dptr;
+        Ok(self)
     }
 
     fn unregister(&mut self) -> Result<()> {
@@ -148,6 +223,9 @@ impl Allocation for RegisteredAlloc {
     }
     fn writable(&self) -> bool {
         matches!(self.map, Some(Map::Anon(_)))
+    }
+    fn registration_mode(&self) -> Option<&'static str> {
+        Some(self.mode.key())
     }
     fn alloc_steps(&self) -> &[Step] {
         &self.steps

@@ -9,11 +9,23 @@
 //!   strategies are bounded by the card's free memory (the driver refuses beyond it, safely).
 //! - `--force` lifts the limit with a printed warning, except for `managed` past the card's free
 //!   memory on a discrete GPU, which [`Budget::check_forced`] refuses even then.
+//! - Unified memory, before every allocation of `sweep`, `probe`, `layout`, `cache effect` and
+//!   `info --who-sees`: the pressure guard
+//!   ([`PressureLimits`]) stops when PSI full avg10 or the supply of free 2 MiB blocks says the
+//!   host is near a wedge; `--force` does not lift it (the thresholds are set by environment).
+//!
+//! The default headroom, 8 GiB, rests on what GB10 owners report: a watchdog stopping vLLM when
+//! MemAvailable fell below 8 GiB kept two DGX Sparks up through model loads that dipped to
+//! 6.8 GiB (huggingface.co nvidia/GLM-5.3-Flash-FP4-Local discussion #7), and the wedge of
+//! MiaAI-Lab/DeepSeek-v4.1-Flash-DGX-Sparks issue #23 came with about 8.7 GiB nominally free but
+//! no free 2 MiB blocks: headroom alone does not catch that, which is why the block supply is
+//! guarded apart. `--headroom` sets it.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Backing, Strategy};
-use crate::units::fmt_bytes;
+use crate::host::HostPressure;
+use crate::units::{GIB, fmt_bytes};
 
 /// Default headroom: 8 GiB.
 pub const DEFAULT_HEADROOM: u64 = 8 << 30;
@@ -105,6 +117,14 @@ impl Budget {
         bytes: u64,
         force: bool,
     ) -> Result<Forced, String> {
+        if self.unified {
+            pressure_check_now(bytes).map_err(|why| {
+                format!(
+                    "{strategy} {}: {why}; --force does not lift this one",
+                    fmt_bytes(bytes)
+                )
+            })?;
+        }
         match self.check(strategy, bytes) {
             Ok(()) => Ok(Forced::Allowed),
             Err(why) if !force => Err(why),
@@ -120,6 +140,91 @@ impl Budget {
             Err(why) => Ok(Forced::Warn(why)),
         }
     }
+}
+
+/// Default limit of PSI `full avg10`, percent: all non-idle tasks stalled on memory a tenth of
+/// the time is thrashing by the kernel's definition of `full` (Documentation/accounting/psi.rst).
+pub const DEFAULT_PSI_FULL_AVG10_MAX: f64 = 10.0;
+
+/// Default floor of the free 2 MiB-block supply: 1 GiB (512 blocks). Below it a request larger
+/// than the supply needs compaction; fresh GB10 boots show thousands of such blocks and wedged
+/// ones none (MiaAI-Lab/DeepSeek-v4.1-Flash-DGX-Sparks #23: 3,909 blocks of 1 MiB+ at boot, 0 to
+/// 49 when wedged; FujitsuPolycom/sparkring #173: 0 blocks of 32 MiB on ranks that crawled).
+pub const DEFAULT_MIN_FREE_2M: u64 = GIB;
+
+/// The pressure guard's thresholds. Set by `CUMEMLAB_PSI_FULL_MAX` (percent) and
+/// `CUMEMLAB_MIN_FREE_2M` (a size; `0` turns the block rule off).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PressureLimits {
+    pub psi_full_avg10_max: f64,
+    pub min_free_2m_bytes: u64,
+}
+
+impl Default for PressureLimits {
+    fn default() -> PressureLimits {
+        PressureLimits {
+            psi_full_avg10_max: DEFAULT_PSI_FULL_AVG10_MAX,
+            min_free_2m_bytes: DEFAULT_MIN_FREE_2M,
+        }
+    }
+}
+
+impl PressureLimits {
+    /// The defaults, overridden by the environment; a value that does not parse is an error
+    /// naming the variable.
+    pub fn from_env() -> Result<PressureLimits, String> {
+        let mut l = PressureLimits::default();
+        if let Ok(v) = std::env::var("CUMEMLAB_PSI_FULL_MAX") {
+            l.psi_full_avg10_max = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && (0.0..=100.0).contains(x))
+                .ok_or_else(|| {
+                    format!("CUMEMLAB_PSI_FULL_MAX `{v}` is not a percentage from 0 to 100")
+                })?;
+        }
+        if let Ok(v) = std::env::var("CUMEMLAB_MIN_FREE_2M") {
+            l.min_free_2m_bytes = if v.trim() == "0" {
+                0
+            } else {
+                crate::units::parse_size(&v)
+                    .map_err(|e| format!("CUMEMLAB_MIN_FREE_2M `{v}`: {e}"))?
+            };
+        }
+        Ok(l)
+    }
+
+    /// Ok when a request of `bytes` may go ahead under `p`; else one sentence with the figure,
+    /// the limit, and how to proceed. A source that could not be read does not stop anything.
+    pub fn check(&self, p: &HostPressure, bytes: u64) -> Result<(), String> {
+        if let Some(full) = p.psi_full_avg10()
+            && full >= self.psi_full_avg10_max
+        {
+            return Err(format!(
+                "unified memory under pressure: PSI full avg10 is {full:.2}% (limit {:.2}%, CUMEMLAB_PSI_FULL_MAX): every task stalled on memory that share of the last 10 s; wait for it to fall or free memory",
+                self.psi_full_avg10_max
+            ));
+        }
+        if let Some(free_2m) = p.free_2m_bytes()
+            && free_2m < self.min_free_2m_bytes
+            && bytes > free_2m
+        {
+            return Err(format!(
+                "unified memory fragmented: free blocks of 2 MiB and larger hold {} (limit {}, CUMEMLAB_MIN_FREE_2M) and the request is {}: backing it needs compaction, where GB10 owners saw NV_ERR_NO_MEMORY and host wedges (MiaAI-Lab/DeepSeek-v4.1-Flash-DGX-Sparks #23); drop the page cache and compact (`sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory'`) or set CUMEMLAB_MIN_FREE_2M=0",
+                fmt_bytes(free_2m),
+                fmt_bytes(self.min_free_2m_bytes),
+                fmt_bytes(bytes)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The pressure guard on this host now: reads PSI and buddyinfo (or their `CUMEMLAB_*`
+/// stand-ins) and checks a request of `bytes`. Err carries the stop reason.
+pub fn pressure_check_now(bytes: u64) -> Result<(), String> {
+    PressureLimits::from_env()?.check(&HostPressure::read(), bytes)
 }
 
 #[cfg(test)]
@@ -209,5 +314,57 @@ mod tests {
             ..b
         };
         assert_eq!(tight.ceiling(Strategy::Pinned), 0);
+    }
+
+    fn pressure(psi_full: f64, buddy: &str) -> HostPressure {
+        HostPressure {
+            psi: Some(crate::host::pressure::Psi {
+                full_avg10: psi_full,
+                ..Default::default()
+            }),
+            buddyinfo: Some(crate::host::pressure::BuddyInfo::parse(buddy, 4096).unwrap()),
+            cgroup: None,
+            unavailable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn pressure_guard_stops_near_a_wedge_with_the_figure() {
+        let l = PressureLimits::default();
+        // 600 blocks of 4 MiB: 2.34 GiB in 2 MiB+ blocks.
+        let healthy = pressure(0.0, "Node 0, zone Normal 10 10 10 10 10 10 10 10 10 0 600");
+        assert!(l.check(&healthy, 100 * GIB).is_ok());
+        // Thrashing: PSI full avg10 at the limit stops any request.
+        let e = l
+            .check(
+                &pressure(12.5, "Node 0, zone Normal 0 0 0 0 0 0 0 0 0 0 600"),
+                1,
+            )
+            .unwrap_err();
+        assert!(
+            e.contains("PSI full avg10 is 12.50%") && e.contains("limit 10.00%"),
+            "{e}"
+        );
+        // Fragmented: 40 MiB in 2 MiB+ blocks, lots of small ones.
+        let frag = pressure(
+            0.0,
+            "Node 0, zone Normal 90000 50000 20000 9000 4000 1000 300 80 20 4 8",
+        );
+        let e = l.check(&frag, GIB).unwrap_err();
+        assert!(
+            e.contains("hold 40 MiB") && e.contains("limit 1 GiB"),
+            "{e}"
+        );
+        assert!(e.contains("#23"), "{e}");
+        // A request the existing supply covers goes ahead.
+        assert!(l.check(&frag, 32 << 20).is_ok());
+        // The thresholds are settable: 0 turns the block rule off.
+        let off = PressureLimits {
+            min_free_2m_bytes: 0,
+            ..l
+        };
+        assert!(off.check(&frag, GIB).is_ok());
+        // Nothing readable: nothing stops.
+        assert!(l.check(&HostPressure::default(), 100 * GIB).is_ok());
     }
 }

@@ -85,7 +85,55 @@ impl ParamBreakdown {
     }
 }
 
+/// The largest value any shape field may take (2^24): with every field at most this, the
+/// products the planner forms in integers (heads x head_dim, layers x context) stay far below
+/// 2^64. Real models are below 2^18 in every field.
+pub const FIELD_LIMIT: u64 = 1 << 24;
+
+/// The largest parameter count planned (1e15, several thousand times any published model): with
+/// it, every weights, gradients and optimizer line fits in 64 bits.
+pub const PARAMS_LIMIT: f64 = 1e15;
+
 impl Architecture {
+    /// The shape fields with their config.json names and a typical largest value of real models
+    /// (used to name the field that makes an impossible total).
+    fn fields(&self) -> [(&'static str, u64, u64); 9] {
+        [
+            ("num_hidden_layers", self.layers, 128),
+            ("hidden_size", self.hidden_size, 16_384),
+            ("num_attention_heads", self.attention_heads, 128),
+            ("num_key_value_heads", self.kv_heads, 128),
+            ("head_dim", self.head_dim, 256),
+            ("vocab_size", self.vocab_size, 262_144),
+            ("intermediate_size", self.intermediate_size, 65_536),
+            ("num_local_experts", self.experts_total, 256),
+            ("num_experts_per_tok", self.experts_active, 16),
+        ]
+    }
+
+    /// Refuses a shape no real model has: a field above [`FIELD_LIMIT`], or a parameter count
+    /// above [`PARAMS_LIMIT`] (then the field furthest beyond real models is named). One sentence.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        let fields = self.fields();
+        if let Some((name, v, _)) = fields.iter().find(|(_, v, _)| *v > FIELD_LIMIT) {
+            return Err(format!(
+                "`{name}` = {v} is beyond any model (the limit is {FIELD_LIMIT}): fix the value"
+            ));
+        }
+        let total = self.params_derived();
+        if total.is_nan() || total > PARAMS_LIMIT {
+            let (name, v, _) = fields
+                .iter()
+                .max_by(|a, b| (a.1 as f64 / a.2 as f64).total_cmp(&(b.1 as f64 / b.2 as f64)))
+                .copied()
+                .unwrap_or(("num_hidden_layers", self.layers, 128));
+            return Err(format!(
+                "the shape has {total:.3e} parameters, beyond any model (the limit is {PARAMS_LIMIT:.0e}): check `{name}` = {v}"
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the MLP is a mixture of experts.
     pub fn is_moe(&self) -> bool {
         self.experts_total > 1
@@ -429,5 +477,7 @@ pub fn parse_config(text: &str, origin: &str) -> Result<LoadedConfig, PlanError>
         sliding_layers: sliding_layers.min(layers),
         max_context: get_u64("max_position_embeddings")?,
     };
+    arch.check_bounds()
+        .map_err(|e| PlanError::Config(format!("config `{origin}`: {e}")))?;
     Ok(LoadedConfig { arch, notes })
 }

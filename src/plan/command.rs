@@ -34,7 +34,7 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = super::DEFAULT_CONTEXT, value_parser = parse_context)]
     pub context: u64,
     /// Sequences per batch.
-    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = clap::value_parser!(u64))]
     pub batch: u64,
     /// KV-cache precision (same names as --precision).
     #[arg(long, default_value = "fp16", value_parser = parse_precision)]
@@ -59,8 +59,9 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// The largest context `--context` accepts, in tokens.
-pub const MAX_CONTEXT: u64 = 100_000_000;
+/// The largest context `--context` accepts, in tokens: the planner's own limit (one limit, named
+/// the same by the parser and by `plan::plan`).
+pub const MAX_CONTEXT: u64 = super::CONTEXT_SEARCH_CAP;
 
 /// `--context`: a whole number of tokens, optionally with `k` (x1024) or `M` (x1024^2), as model
 /// cards write "128k" for 131,072 tokens.
@@ -134,12 +135,9 @@ pub fn main(args: PlanArgs, verbose: bool) -> Result<()> {
     if args.capacity {
         let c = capacity_matrix(&target);
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&c).map_err(|e| Error::Failed(e.to_string()))?
-            );
+            crate::report::sink::print_stdout(crate::report::sink::to_json(&c)?)?;
         } else {
-            print!("{}", render_capacity_text(&c));
+            crate::report::sink::print_stdout(render_capacity_text(&c))?;
         }
         return Ok(());
     }
@@ -164,12 +162,9 @@ pub fn main(args: PlanArgs, verbose: bool) -> Result<()> {
     let mut report = plan(&opts).map_err(|e| Error::usage(e.to_string()))?;
     report.notes.extend(notes);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Failed(e.to_string()))?
-        );
+        crate::report::sink::print_stdout(crate::report::sink::to_json(&report)?)?;
     } else {
-        print!("{}", render_text(&report, verbose));
+        crate::report::sink::print_stdout(render_text(&report, verbose))?;
     }
     Ok(())
 }

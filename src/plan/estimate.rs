@@ -240,15 +240,16 @@ impl Scenario<'_> {
 
     /// The total bytes at this context and batch.
     pub fn total_bytes(&self, context: u64, batch: u64) -> u64 {
-        self.lines(context, batch).iter().map(|l| l.bytes).sum()
+        sum_bytes(&self.lines(context, batch))
     }
 
     /// The full estimate with its verdict and largest context and batch against `budget_bytes`.
     pub fn estimate(&self, context: u64, batch: u64, budget_bytes: u64) -> Estimate {
         let lines = self.lines(context, batch);
-        let total: u64 = lines.iter().map(|l| l.bytes).sum();
+        let total = sum_bytes(&lines);
         let (ctx_cap, ctx_cap_limit) = match self.arch.max_context {
-            Some(m) => (m, Limit::ModelMaximum),
+            Some(m) if m <= CONTEXT_SEARCH_CAP => (m, Limit::ModelMaximum),
+            Some(_) => (CONTEXT_SEARCH_CAP, Limit::SearchCap),
             None => (CONTEXT_SEARCH_CAP, Limit::SearchCap),
         };
         let largest_context = largest(ctx_cap, ctx_cap_limit, |c| {
@@ -530,6 +531,12 @@ impl Scenario<'_> {
 
 /// Bytes per activation value: 4 when computing in fp32/tf32, else 2 (16-bit compute; 8- and
 /// 4-bit weight formats dequantize into 16-bit activations).
+/// The total of the lines, saturating: a context and batch whose bytes pass 2^64 (each line
+/// already saturates there) is "does not fit", never a wrapped small number.
+fn sum_bytes(lines: &[Line]) -> u64 {
+    lines.iter().fold(0u64, |t, l| t.saturating_add(l.bytes))
+}
+
 fn activation_bytes(p: Precision) -> f64 {
     match p {
         Precision::Fp32 | Precision::Tf32 => 4.0,

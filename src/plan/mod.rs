@@ -391,14 +391,14 @@ fn assumptions() -> Vec<String> {
 pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
     if opts.context == 0 || opts.context > CONTEXT_SEARCH_CAP {
         return Err(PlanError::Input(format!(
-            "context {} is out of range: give 1 to {} tokens",
+            "--context {} is out of range: give 1 to {} tokens",
             opts.context,
             fmt_count(CONTEXT_SEARCH_CAP as f64)
         )));
     }
     if opts.batch == 0 || opts.batch > BATCH_SEARCH_CAP {
         return Err(PlanError::Input(format!(
-            "batch {} is out of range: give 1 to {}",
+            "--batch {} is out of range: give 1 to {}",
             opts.batch,
             fmt_count(BATCH_SEARCH_CAP as f64)
         )));

@@ -486,7 +486,7 @@ fn option_errors_are_one_sentence() {
     assert!(
         zero_ctx
             .to_string()
-            .starts_with("context 0 is out of range")
+            .starts_with("--context 0 is out of range")
     );
     let zero_rank = plan(&PlanOptions {
         lora_rank: 0,

@@ -139,11 +139,22 @@ fn trim_zeros(s: String) -> String {
     }
 }
 
+/// The largest magnitude drawn (1e15: far beyond any GB/s, ms or GiB figure); beyond it a value
+/// is damaged and left out.
+const MAX_PLOTTED: f64 = 1e15;
+/// The smallest value drawn on a logarithmic axis; with [`MAX_PLOTTED`] a log axis spans at
+/// most 27 decades, so the plotting library's tick search always ends.
+const MIN_LOG_PLOTTED: f64 = 1e-12;
+
+/// Whether `v` can be drawn on an axis of `scale`: finite, within [`MAX_PLOTTED`], and for a
+/// logarithmic axis at least [`MIN_LOG_PLOTTED`]. Anything else is shown as missing.
+fn plottable(v: f64, scale: Scale) -> bool {
+    v.is_finite() && v.abs() <= MAX_PLOTTED && (scale == Scale::Linear || v >= MIN_LOG_PLOTTED)
+}
+
 /// The range an axis shows: for log scales, out to the enclosing powers of the base.
 fn axis_range(values: impl Iterator<Item = f64>, scale: Scale, include_zero: bool) -> (f64, f64) {
-    let vals: Vec<f64> = values
-        .filter(|v| v.is_finite() && (scale == Scale::Linear || *v > 0.0))
-        .collect();
+    let vals: Vec<f64> = values.filter(|v| plottable(*v, scale)).collect();
     let (mut lo, mut hi) = vals
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -272,7 +283,7 @@ pub fn line_chart(c: &LineChart) -> Result<String> {
 /// Renders a line chart with a min-max bar at each point of `spread` (one entry per series, in
 /// the order of `c.series`; missing entries draw none).
 pub fn line_chart_spread(c: &LineChart, spread: &[LineSpread]) -> Result<String> {
-    let keep = |v: f64, s: Scale| v.is_finite() && (s == Scale::Linear || v > 0.0);
+    let keep = plottable;
     // Series without points are left out; colours stay those of the series' positions, so
     // that one machine or strategy has one colour in every figure.
     let series: Vec<(usize, Series)> = c
@@ -460,6 +471,30 @@ pub fn bar_chart(c: &BarChart) -> Result<String> {
 /// Renders a bar chart with a min-max whisker on each bar of `spread` (one entry per series, in
 /// the order of `c.series`; missing entries draw none).
 pub fn bar_chart_spread(c: &BarChart, spread: &[BarSpread]) -> Result<String> {
+    // Damaged values (non-finite, beyond MAX_PLOTTED, not positive on a log axis) are missing
+    // bars, and such reference lines are left out.
+    let clean = BarChart {
+        series: c
+            .series
+            .iter()
+            .map(|s| BarSeries {
+                name: s.name.clone(),
+                values: s
+                    .values
+                    .iter()
+                    .map(|v| v.filter(|x| plottable(*x, c.scale)))
+                    .collect(),
+            })
+            .collect(),
+        reference_lines: c
+            .reference_lines
+            .iter()
+            .filter(|r| plottable(r.value, c.scale))
+            .cloned()
+            .collect(),
+        ..c.clone()
+    };
+    let c = &clean;
     let mut legend: Vec<(String, RGBColor, bool)> = active(c)
         .map(|(i, s)| (s.name.clone(), color(i), false))
         .collect();
@@ -481,7 +516,7 @@ pub fn bar_chart_spread(c: &BarChart, spread: &[BarSpread]) -> Result<String> {
                 .iter()
                 .flat_map(|v| v.iter().flatten().flat_map(|(lo, hi)| [*lo, *hi])),
         )
-        .filter(|v| v.is_finite() && (c.scale == Scale::Linear || *v > 0.0));
+        .filter(|v| plottable(*v, c.scale));
     let (lo, mut hi) = axis_range(values, c.scale, true);
     if c.scale == Scale::Linear && c.annotate {
         // Room for the value written after the longest bar.
@@ -589,7 +624,7 @@ where
                     ShapeStyle::from(&col).filled(),
                 )))
                 .map_err(&e)?;
-            let drawable = |v: f64| v.is_finite() && (c.scale == Scale::Linear || v > 0.0);
+            let drawable = |v: f64| plottable(v, c.scale);
             if let Some(Some((lo, hi))) = spread.get(*index).and_then(|sp| sp.get(ci))
                 && drawable(*lo)
                 && drawable(*hi)
@@ -658,6 +693,65 @@ mod tests {
         assert_eq!(fmt_value(0.0123), "0.0123");
         assert_eq!(fmt_value(0.0), "0");
         assert_eq!(fmt_value(2.5e7), "2.5e7");
+    }
+
+    #[test]
+    fn damaged_values_are_left_out_and_charts_finish() {
+        // 1e308 once made the log axis' tick search loop forever; with it NaN, inf, 0 and a
+        // negative: each chart must come back, without the damaged values.
+        let damaged = [1e308, f64::NAN, f64::INFINITY, 0.0, -3948.0];
+        for scale in [Scale::Log10, Scale::Log2, Scale::Linear] {
+            let t = std::time::Instant::now();
+            let bars = BarChart {
+                title: "damaged".into(),
+                value_label: "bandwidth (GB/s)".into(),
+                categories: (0..damaged.len() + 1).map(|i| format!("c{i}")).collect(),
+                series: vec![BarSeries {
+                    name: "s".into(),
+                    values: damaged
+                        .iter()
+                        .map(|v| Some(*v))
+                        .chain([Some(12.5)])
+                        .collect(),
+                }],
+                scale,
+                reference_lines: vec![RefLine {
+                    name: "bad".into(),
+                    value: 1e308,
+                }],
+                annotate: true,
+            };
+            let svg = bar_chart(&bars).unwrap();
+            assert!(svg.contains("12.5"), "{scale:?}");
+            assert!(!svg.contains("NaN") && !svg.contains("e308"), "{scale:?}");
+            // A negative bar is a real figure on a linear axis (readers refuse negative times
+            // and bandwidths); on a log axis it is missing.
+            assert_eq!(svg.contains("3948"), scale == Scale::Linear, "{scale:?}");
+            let lines = LineChart {
+                title: "damaged".into(),
+                x_label: "size (GiB)".into(),
+                y_label: "time (ms)".into(),
+                x_scale: scale,
+                y_scale: scale,
+                series: vec![Series {
+                    name: "s".into(),
+                    points: damaged
+                        .iter()
+                        .map(|v| (1.0, *v))
+                        .chain([(2.0, 3.0), (4.0, 5.0)])
+                        .collect(),
+                }],
+            };
+            let svg = line_chart(&lines).unwrap();
+            assert!(!svg.contains("NaN"));
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{scale:?} took {:?}",
+                t.elapsed()
+            );
+        }
+        assert!(!plottable(1e308, Scale::Linear) && !plottable(0.0, Scale::Log10));
+        assert!(plottable(-3.0, Scale::Linear) && plottable(1e-3, Scale::Log2));
     }
 
     #[test]

@@ -371,6 +371,20 @@ fn steps_and_machine(r: &LabResults, p: &mut Page) {
             if let Some(w) = &d.usable.warning {
                 p.para(format!("Device {}: {w}", d.ordinal));
             }
+            // The bandwidth line prefers this lab's selftest over a figure derived from attributes.
+            let measured = r.selftest.iter().flatten().find(|s| s.device == d.ordinal);
+            let measured =
+                measured.and_then(crate::experiments::info::MeasuredBandwidth::from_selftest);
+            p.para(format!(
+                "Device {}: {}.",
+                d.ordinal,
+                crate::experiments::info::bandwidth_line(
+                    &d.name,
+                    d.architecture,
+                    &d.attributes,
+                    measured
+                )
+            ));
         }
     }
 }

@@ -1039,6 +1039,19 @@ pub fn layout_from_args(args: &LayoutArgs) -> Result<Layout> {
     }
     if let Some(path) = &args.config {
         let loaded = crate::plan::load_config(path).map_err(|e| Error::usage(e.to_string()))?;
+        // The same cap as a spec file, checked before any tensor is listed: per layer at most
+        // the norms, four or five projections and a KV cache tensor; plus four model-wide.
+        let a = &loaded.arch;
+        let per_layer = a.norms_per_layer + 6;
+        if a.layers.saturating_mul(per_layer).saturating_add(4) > spec::MAX_TENSORS {
+            return Err(Error::usage(format!(
+                "--config {}: {} layers make up to {} tensors, and a layout holds at most {}: check num_hidden_layers",
+                path.display(),
+                a.layers,
+                a.layers.saturating_mul(per_layer),
+                spec::MAX_TENSORS
+            )));
+        }
         let mut l = from_architecture(&loaded.arch, precision, kv);
         l.source = format!("config {} at {precision}", path.display());
         l.notes.extend(loaded.notes);
@@ -1057,11 +1070,11 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let layout = layout_from_args(&args)?;
     if args.dry_run {
         if args.output.json {
-            print!("{}", String::from_utf8_lossy(&to_json(&layout)?));
+            crate::report::sink::print_stdout(to_json(&layout)?)?;
         } else if args.output.csv {
-            print!("{}", String::from_utf8_lossy(&to_csv(&layout.tensors)?));
+            crate::report::sink::print_stdout(to_csv(&layout.tensors)?)?;
         } else {
-            print!("{}", render_layout(&layout));
+            crate::report::sink::print_stdout(render_layout(&layout))?;
         }
         return Ok(());
     }
@@ -1101,14 +1114,17 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let was_interrupted = matches!(result, Err(Error::Interrupted)) || interrupted();
     let f = findings(&sink.doc.rows);
     sink.doc.notes.extend(f);
-    sink.finish(was_interrupted)?;
+    sink.finish_run(&result, was_interrupted)?;
     if args.output.json {
-        print!("{}", String::from_utf8_lossy(&to_json(&sink.doc)?));
+        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
     } else if args.output.csv {
-        print!("{}", String::from_utf8_lossy(&to_csv(&sink.doc.rows)?));
+        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
     } else {
-        print!("{}", render(&sink.doc));
-        println!("layout took {:.1} s", t.elapsed().as_secs_f64());
+        crate::report::sink::print_stdout(format!(
+            "{}layout took {:.1} s\n",
+            render(&sink.doc),
+            t.elapsed().as_secs_f64()
+        ))?;
     }
     if was_interrupted {
         return Err(Error::Interrupted);

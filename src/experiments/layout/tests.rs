@@ -432,6 +432,7 @@ fn summary_tables_and_findings_from_rows() {
         },
         rows: rows.clone(),
         skipped: vec!["tensor 40 `x` (1 GiB): refused: reasons".into()],
+        error: None,
     };
     let text = render(&doc);
     for want in [
