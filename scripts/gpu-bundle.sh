@@ -4,6 +4,7 @@
 #   tests/NAME      every test executable (lib unit tests and tests/*.rs), release profile
 #   run.sh          the runner: `run.sh [STEP...]` (default: tests sanitize selftest)
 #   test-skips.sh   counts the skipped tests of the `tests` step (scripts/test-skips.sh)
+# and packs the whole folder, stripped, into target/gpu-carry/bundle.tar.xz (what travels).
 # Carry target/gpu-bundle to the GPU host and run target/gpu-bundle/run.sh from the repository
 # root there; logs and results go under $OUT (or /tmp/cumemlab-out).
 set -euo pipefail
@@ -36,4 +37,11 @@ for line in sys.stdin:
 cp scripts/gpu-run.sh "$bundle/run.sh"
 cp scripts/interrupt-test.sh scripts/concurrent-probes.sh scripts/test-skips.sh "$bundle/"
 chmod +x "$bundle/run.sh" "$bundle/interrupt-test.sh" "$bundle/concurrent-probes.sh" "$bundle/test-skips.sh"
+# Symbols are not needed there; stripped, and packed as one archive, the bundle stays well under
+# the device tool's 64 MiB limit for what travels (target/gpu-carry/bundle.tar.xz; unpack it there
+# with `tar xJf target/gpu-carry/bundle.tar.xz -C target`).
+if command -v strip >/dev/null; then strip "$bundle/cumemlab" "$bundle"/tests/*; fi
 du -sh "$bundle"
+mkdir -p "$repo/target/gpu-carry"
+tar cJf "$repo/target/gpu-carry/bundle.tar.xz" -C "$repo/target" gpu-bundle
+du -sh "$repo/target/gpu-carry/bundle.tar.xz"

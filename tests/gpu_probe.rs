@@ -46,7 +46,7 @@ fn assert_free_back(gpu: &Gpu, start: u64, what: &str) {
     assert_free_within(gpu, start, what, SLACK)
 }
 
-/// After an interrupted probe the driver may keep some bookkeeping of the huge managed ranges it
+/// After a probe (interrupted or not) the driver may keep some bookkeeping of the huge managed ranges it
 /// populated (seen on an H100: 94 MiB less free after a probe that touched ~78 GiB of managed
 /// memory, with every allocation freed). Every allocation the probe makes is at least one
 /// resolution step (256 MiB), so a leaked one would show as 256 MiB or more.
@@ -203,7 +203,12 @@ fn probe_finds_both_limits_within_the_ceiling_and_frees_everything() {
             }
         }
     }
-    assert_free_back(&gpu, start, "probe");
+    // This probe populates ~117 GiB of managed memory on an H200; when it is the first probe of
+    // the process (the parallel runner orders tests freely) the driver keeps bookkeeping for it:
+    // exactly 64 MiB less free afterwards, every allocation freed (H200, driver 580.159.04,
+    // 2026-11-30). Every allocation a probe makes is at least one resolution step (256 MiB), so
+    // a leaked one still fails this bound.
+    assert_free_within(&gpu, start, "probe", INTERRUPT_SLACK);
     // The table shows every probe with its reason.
     let text = probe::render(&sink.doc);
     assert!(text.contains("% of cuMemGetInfo free"), "{text}");
