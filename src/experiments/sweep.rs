@@ -282,9 +282,48 @@ struct Ctx<'a> {
     opts: &'a SweepOptions,
     dev: i32,
     clock: std::cell::RefCell<(Instant, std::collections::BTreeMap<&'static str, f64>)>,
+    /// The last free of device-resident memory (when, bytes) and the waits it caused (count, ms).
+    last_free: std::cell::Cell<Option<(Instant, u64)>>,
+    settled: std::cell::Cell<(u32, f64)>,
+}
+
+/// After a large free of device memory the DRAM is busy in the background for a while, and
+/// whatever is timed then runs about 8.5% slow: measured on an H200 (driver 580.159.04), about
+/// 2.5 ms per GiB freed at any size from 4.3 to 69.5 GiB, after cuMemFree, VMM release and a
+/// pool trim alike, never after freeing managed memory (docs/results/h200-2026-11-30-fill). That
+/// was the 34.8 GiB device/vmm fill deficit of the earlier labs: the strategy timed right after
+/// a free lost, whatever it was. So bandwidth waits out this window: 3 ms per GiB freed, at least
+/// 50 ms, counted from the free.
+const SETTLE_MS_PER_GIB: f64 = 3.0;
+const SETTLE_MIN_MS: f64 = 50.0;
+
+/// How long to wait after freeing `bytes` of device memory before timing bandwidth.
+pub fn settle_window_ms(bytes: u64) -> f64 {
+    (SETTLE_MS_PER_GIB * bytes as f64 / GIB as f64).max(SETTLE_MIN_MS)
 }
 
 impl Ctx<'_> {
+    /// Records a free of device-resident memory (`device`, `pool`, `vmm`).
+    fn freed(&self, st: Strategy, bytes: u64) {
+        if matches!(st, Strategy::Device | Strategy::Pool | Strategy::Vmm) {
+            self.last_free.set(Some((Instant::now(), bytes)));
+        }
+    }
+
+    /// Waits until the background traffic of the last device free is over (see
+    /// [`SETTLE_MS_PER_GIB`]).
+    fn settle(&self) {
+        if let Some((at, bytes)) = self.last_free.get() {
+            let left = settle_window_ms(bytes) - at.elapsed().as_secs_f64() * 1e3;
+            if left > 0.0 {
+                std::thread::sleep(std::time::Duration::from_secs_f64(left / 1e3));
+                let (n, ms) = self.settled.get();
+                self.settled.set((n + 1, ms + left));
+            }
+            self.last_free.set(None);
+        }
+    }
+
     /// Charges the wall time since the last lap to `phase`.
     fn lap(&self, phase: &'static str) {
         let mut c = self.clock.borrow_mut();
@@ -335,6 +374,8 @@ fn run_device(
         opts,
         dev,
         clock: std::cell::RefCell::new((Instant::now(), Default::default())),
+        last_free: std::cell::Cell::new(None),
+        settled: std::cell::Cell::new((0, 0.0)),
     };
     let progress = Progress::new((strategies.len() * sizes.len()) as u64, opts.quiet);
     for &size in &sizes {
@@ -370,6 +411,13 @@ fn run_device(
         }
     }
     progress.finish();
+    let (waits, waited) = c.settled.get();
+    if waits > 0 {
+        sink.doc.notes.push(format!(
+            "device {dev}: bandwidth was timed after the background DRAM traffic that follows a large device free had passed ({SETTLE_MS_PER_GIB} ms per GiB freed, at least {SETTLE_MIN_MS} ms; measured on an H200: about 8.5% slower runs otherwise): {waits} waits, {:.1} s in all",
+            waited / 1e3
+        ));
+    }
     let clock = c.clock.borrow();
     let total: f64 = clock.1.values().sum();
     let mut parts: Vec<(&&str, &f64)> = clock.1.iter().collect();
@@ -685,7 +733,9 @@ fn one_allocation(
     c.lap("gpu touches");
     check_interrupt()?;
 
-    // 5-6. bandwidth on this allocation: fill then read (never read zero-filled data).
+    // 5-6. bandwidth on this allocation: fill then read (never read zero-filled data), once the
+    // DRAM traffic after the last device free has passed.
+    c.settle();
     let seed: u32 = rand::random();
     if writable {
         acc.group(
@@ -732,6 +782,7 @@ fn one_allocation(
     let t = Instant::now();
     let free_steps = a.free()?;
     acc.one(phase::FREE, t.elapsed().as_secs_f64() * 1e3);
+    c.freed(st, size);
     if first {
         acc.after_free = Some(Snapshot::take(gpu)?);
     }
@@ -1699,6 +1750,14 @@ mod tests {
         assert!(b > 0.3 && w < 0.01, "between {b}, within {w}");
         assert_eq!(rows[4].mismatches, Some(0));
         assert_eq!(rows[5].delta_device_free_bytes, Some(0));
+    }
+
+    #[test]
+    fn settle_window_grows_with_the_bytes_freed_above_a_floor() {
+        assert_eq!(settle_window_ms(GIB), 50.0);
+        assert_eq!(settle_window_ms(0), 50.0);
+        assert!((settle_window_ms(34 * GIB + GIB / 2) - 103.5).abs() < 1e-9);
+        assert!((settle_window_ms(70 * GIB) - 210.0).abs() < 1e-9);
     }
 
     #[test]
