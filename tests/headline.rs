@@ -752,3 +752,38 @@ fn a_two_size_fit_claims_no_cheapest_and_says_when_it_falls() {
         "two sizes give no standard error, so no row is called cheapest"
     );
 }
+
+/// The two-minute lab caps the CPU-first variant at 1 GiB while managed memory runs to 16 GiB
+/// (H200 lab of 2026-11-30): the CPU cell must carry the 1 GiB figure with its size, never say
+/// "not host-accessible" of memory the CPU touched, and a negative allocation intercept (a fit
+/// over two sizes) is labelled as a fit artefact.
+#[test]
+fn a_capped_cpu_first_variant_shows_its_own_size_and_negative_intercepts_are_labelled() {
+    let path = common::repo().join("docs/results/h200-2026-11-30-lab-a/results.json");
+    let r = LabResults::read(&path).unwrap();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let sweep = v["sweep"]["rows"].as_array().unwrap();
+    let hs = headline::from_lab(&r);
+    let text = hs[0].render_text();
+    let (_, body) = hs[0].table();
+    let line = |st: &str| body.iter().find(|l| l[0] == st).unwrap().clone();
+    for st in ["managed", "managed+advise", "managed+prefetch"] {
+        let cpu_rows = rows_of(sweep, st, "cpu_first_touch");
+        let biggest = cpu_rows
+            .iter()
+            .max_by(|a, b| f(a, "bytes").total_cmp(&f(b, "bytes")))
+            .unwrap();
+        let expect = f(biggest, "ms_median") / (f(biggest, "bytes") / GIB);
+        let cell = &line(st)[4];
+        assert!(cell.ends_with(" at 1 GiB"), "{st}: {cell}");
+        let got = numbers(cell)[0].0;
+        assert!(
+            (got - expect).abs() <= expect * 5e-3,
+            "{st}: {cell} against {expect}"
+        );
+        assert!(!line(st)[4].contains("host-accessible"), "{text}");
+    }
+    let reg = line("registered");
+    let fixed: f64 = numbers(&reg[2])[0].0;
+    assert!(fixed < 0.0 && reg[2].contains("fit artefact"), "{reg:?}");
+}

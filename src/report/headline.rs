@@ -16,8 +16,10 @@
 //!   than the second (the extra is at most half of the first touch, or at most 1 ms: the rule of
 //!   the sweep's findings); "populated by prefetch" with the prefetch's ms/GiB when the strategy
 //!   prefetches (`managed+prefetch`).
-//! - **CPU first touch**, at the same size: the CPU-first variant's touch time per GiB ("not
-//!   host-accessible" for strategies the CPU cannot reach).
+//! - **CPU first touch**, at the largest size with a CPU-first figure (the lab caps that variant
+//!   below the largest size): the touch time per GiB ("not host-accessible" for strategies the
+//!   CPU cannot reach, "not measured" for host-accessible ones without a figure). A negative
+//!   allocation intercept is printed as it came out, labelled a fit artefact.
 //! - **fill** and **read**: median GB/s at the same size and their percentage of the in-run device
 //!   ceiling: `cuMemsetD32` on `device` memory at that size in the sweep, else the selftest's
 //!   `cuMemsetD32`, else the `device` fill at that size (the caption says which).
@@ -62,6 +64,7 @@ use crate::experiments::info::StrategySupport;
 use crate::experiments::probe::{ProbeKind, ProbeRow, StopReason};
 use crate::experiments::selftest::SelftestReport;
 use crate::experiments::sweep::{SweepRow, find, phase};
+use crate::memory::Strategy;
 use crate::report::markdown::{Block, Page};
 use crate::units::{GIB, fmt_bytes};
 
@@ -133,8 +136,13 @@ pub struct Row {
     pub bytes: u64,
     pub alloc: Option<AllocFit>,
     pub gpu_touch: Option<GpuTouch>,
-    /// ms/GiB.
+    /// ms/GiB, at `cpu_bytes`: the largest size with a CPU-first figure (the lab caps the
+    /// CPU-first variant below the largest size).
     pub cpu_touch: Option<Measure>,
+    pub cpu_bytes: u64,
+    /// Whether the CPU can reach the strategy's memory (no CPU figure then means "not measured",
+    /// not "not host-accessible").
+    pub host_accessible: bool,
     /// GB/s.
     pub fill: Option<Measure>,
     pub read: Option<Measure>,
@@ -407,12 +415,22 @@ pub fn build(inp: &Inputs, dev: i32, name: &str) -> Headline {
         .iter()
         .map(|st| {
             let big = big_of(st);
+            let cpu = inp
+                .rows
+                .iter()
+                .filter(|r| {
+                    r.device == dev && r.strategy == *st && r.phase == phase::CPU_FIRST_TOUCH
+                })
+                .max_by_key(|r| r.bytes)
+                .map(|r| (ms_per_gib(r), r.bytes));
             Row {
                 strategy: st.clone(),
                 bytes: big,
                 alloc: alloc_fit(inp.rows, dev, st),
                 gpu_touch: gpu_touch(inp.rows, dev, st, big),
-                cpu_touch: find(inp.rows, dev, st, big, phase::CPU_FIRST_TOUCH).map(ms_per_gib),
+                cpu_touch: cpu.map(|(m, _)| m),
+                cpu_bytes: cpu.map_or(0, |(_, b)| b),
+                host_accessible: Strategy::parse(st).is_ok_and(|s| s.info().host_accessible),
                 fill: find(inp.rows, dev, st, big, phase::FILL).and_then(gbps_of),
                 read: find(inp.rows, dev, st, big, phase::READ).and_then(gbps_of),
                 largest: largest(inp, dev, st),
@@ -673,7 +691,14 @@ pub fn cells(r: &Row, ceil: Option<&Ceiling>, device_big: u64) -> Vec<String> {
         };
         format!("{}{se} (n={} sizes{neg})", sig(a.ms_per_gib), a.sizes)
     });
-    let fixed = r.alloc.and_then(|a| a.fixed_ms).map_or("-".into(), sig);
+    // A negative intercept is a fit artefact (no allocation takes negative time): labelled so.
+    let fixed = r.alloc.and_then(|a| a.fixed_ms).map_or("-".into(), |f| {
+        if f < 0.0 {
+            format!("{} (below zero: a fit artefact)", sig(f))
+        } else {
+            sig(f)
+        }
+    });
     let gpu = match r.gpu_touch {
         None => "-".into(),
         Some(GpuTouch::AtAllocation) => format!("populated at allocation{at}"),
@@ -684,8 +709,13 @@ pub fn cells(r: &Row, ceil: Option<&Ceiling>, device_big: u64) -> Vec<String> {
         ),
         Some(GpuTouch::OnTouch(m)) => format!("{}{}{at}", sig(m.value), spread(&m)),
     };
-    let cpu = r.cpu_touch.map_or("not host-accessible".into(), |m| {
-        format!("{}{}{at}", sig(m.value), spread(&m))
+    let cpu_at = if r.cpu_bytes != device_big {
+        format!(" at {}", fmt_bytes(r.cpu_bytes))
+    } else {
+        String::new()
+    };
+    let cpu = r.cpu_touch.map_or(no_cpu_figure(r).into(), |m| {
+        format!("{}{}{cpu_at}", sig(m.value), spread(&m))
     });
     let bw = |m: Option<Measure>| {
         m.map_or("-".into(), |m| {
@@ -882,6 +912,15 @@ const METRICS: [Metric; 7] = [
     }),
 ];
 
+/// What the CPU first-touch cell says without a figure.
+fn no_cpu_figure(r: &Row) -> &'static str {
+    if r.host_accessible {
+        "not measured"
+    } else {
+        "not host-accessible"
+    }
+}
+
 /// The text of a metric's cell for a row (numbers, or what the headline says instead).
 fn metric_text(i: usize, r: &Row) -> String {
     match (i, METRICS[i].2(r)) {
@@ -892,7 +931,7 @@ fn metric_text(i: usize, r: &Row) -> String {
             Some(GpuTouch::ByPrefetch(m)) => format!("prefetch {}", sig(m.value)),
             _ => "-".into(),
         },
-        (3, None) => "not host-accessible".into(),
+        (3, None) => no_cpu_figure(r).into(),
         (6, None) => "not probed".into(),
         _ => "-".into(),
     }
