@@ -803,7 +803,7 @@ impl Headline {
     /// One paragraph: how the numbers were made.
     pub fn caption(&self) -> String {
         format!(
-            "Allocation: least-squares fit of the alloc time against the size over every size the strategy ran (slope ± its standard error; the intercept is the fixed part). First touches: per GiB at the largest size; GPU first touch is the first minus the warm second touch. Spreads: min–max of n runs (one-shot phases: n = 1). Bandwidth percentages are of {}. GiB = 2^30 bytes, GB/s = 1e9 bytes per second.",
+            "Allocation: least-squares fit of the alloc time against the size over every size the strategy ran (slope ± its standard error; the intercept is the fixed part). First touches: per GiB at the largest size that has them (a cell says when that is smaller); GPU first touch is the first minus the warm second touch. Spreads: min–max of n samples (one-shot phases: one per fresh allocation; bandwidth: every run on every allocation). Bandwidth percentages are of {}. GiB = 2^30 bytes, GB/s = 1e9 bytes per second.",
             self.ceiling
                 .as_ref()
                 .map_or("nothing (no ceiling measured)".to_string(), |c| format!(
