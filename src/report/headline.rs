@@ -27,8 +27,9 @@
 //!   free taken before it; `>=` when the search stopped at a ceiling or cap rather than an
 //!   out-of-memory failure (a lower bound).
 //!
-//! Spreads: min–max of the row's runs (`ms_min`/`ms_max`), with n = `runs` (one-shot phases
-//! have n = 1 and no range); the fill/read range is the GB/s at the slowest and fastest run.
+//! Spreads: min–max of the row's samples (`ms_min`/`ms_max`), with n = `runs`: one-shot phases
+//! have one sample per fresh allocation (`sweep --repeat`), fill and read every run on every
+//! allocation; the fill/read range is the GB/s at the slowest and fastest run.
 //!
 //! The sentence column is part of [`Headline::table`]; the report, the terminal and `compare`
 //! print it as one line per strategy under the table (nine columns do not fit a page).
