@@ -327,7 +327,7 @@ fn the_no_gpu_reason_is_one_short_line_and_v_gives_the_long_form() {
 
 #[test]
 fn lab_from_leaves_committed_csvs_byte_for_byte() {
-    let src = common::repo().join("docs/results/h200-2026-11-26-lab");
+    let src = common::repo().join("tests/fixtures/results/h200-2026-11-26-lab-old-build");
     if !src.join("results.json").is_file() {
         common::skip("lab_from_leaves_committed_csvs_byte_for_byte: no committed lab folder");
         return;

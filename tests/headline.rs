@@ -1,5 +1,5 @@
 //! The headline table ("what memory costs on this machine", issue 16), without a GPU: rendered
-//! from the committed H200 lab results (`docs/results/h200-2026-11-26-lab/results.json`) and from
+//! from the committed H200 lab results (`tests/fixtures/results/h200-2026-11-26-lab-old-build/results.json`) and from
 //! a GB10-shaped fixture that is CONSTRUCTED here (made-up numbers with the shape of a unified-
 //! memory machine: `pageable` reachable by the GPU, every host strategy at near device bandwidth,
 //! a probe that ends in an out-of-memory failure; not a measurement). Every numeric cell is
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 const GIB: f64 = 1073741824.0;
 
 fn h200_path() -> std::path::PathBuf {
-    common::repo().join("docs/results/h200-2026-11-26-lab/results.json")
+    common::repo().join("tests/fixtures/results/h200-2026-11-26-lab-old-build/results.json")
 }
 
 fn h200() -> LabResults {

@@ -321,7 +321,7 @@ impl LabResults {
 
 // ---------------------------------------------------------------- the budget
 
-/// Planning figures, seconds, from the default lab on the H200 of docs/results/h200-2026-11-26-lab
+/// Planning figures, seconds, from the default lab on the H200 of tests/fixtures/results/h200-2026-11-26-lab-old-build
 /// (`steps.csv`: sweep 234 s, probe 71 s, everything else 1.2 s; the sweep's rows and its
 /// "wall time by phase" note). Where the 234 s of sweep went (five sizes summing to 56 GiB, one
 /// allocation each, 5 bandwidth runs): the CPU-first variant 127 s (managed CPU first touch with
