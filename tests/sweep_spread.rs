@@ -187,7 +187,10 @@ fn rows_written_before_repeat_still_parse_and_render() {
     assert!(r.samples_ms.is_empty() && r.allocations.is_none() && r.between_alloc_cv.is_none());
     assert_eq!(sweep::spread_ms(&r, 3), "0.500");
     // The committed H200 lab (one allocation per phase) loads and renders.
-    let lab = LabResults::read(&common::repo().join("tests/fixtures/results/h200-2026-11-26-lab-old-build")).unwrap();
+    let lab = LabResults::read(
+        &common::repo().join("tests/fixtures/results/h200-2026-11-26-lab-old-build"),
+    )
+    .unwrap();
     let rows = lab.sweep.unwrap().rows;
     assert!(rows.iter().all(|r| r.samples_ms.is_empty()));
     let text = sweep::render(&doc(rows));
