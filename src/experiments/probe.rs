@@ -629,7 +629,7 @@ pub fn run_gpu(
         opts.quiet,
     );
     if opts.force {
-        progress.println(format!(
+        progress.warn(format!(
             "WARNING: --force: device {dev}: probing past the safety ceiling up to the physical size{}; managed memory on a discrete card still stops at cuMemGetInfo free",
             if gpu.arch.is_unified() {
                 " (on unified memory this can wedge the whole host)"

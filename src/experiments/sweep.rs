@@ -444,7 +444,7 @@ fn allowed(
     match budget_now(c)?.check_forced(st, size, c.opts.force) {
         Ok(Forced::Allowed) => Ok(true),
         Ok(Forced::Warn(why)) => {
-            progress.println(format!("WARNING: --force: {why}; allocating anyway"));
+            progress.warn(format!("WARNING: --force: {why}; allocating anyway"));
             Ok(true)
         }
         Err(why) => {

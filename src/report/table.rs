@@ -2,7 +2,7 @@
 //! READMEs unchanged) with units in their headers, and a progress bar on
 //! stderr (indicatif) that hides itself when stderr is not a terminal or with `--quiet`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use comfy_table::presets::ASCII_MARKDOWN;
 use comfy_table::{ContentArrangement, Table};
@@ -32,12 +32,16 @@ pub fn bullet_section(title: &str, items: &[String]) -> String {
 /// A progress bar over a known number of steps.
 pub struct Progress {
     bar: indicatif::ProgressBar,
+    /// The bar is drawn (not quiet, stderr a terminal); a hidden indicatif bar prints nothing,
+    /// so warnings then go to stderr directly.
+    visible: bool,
 }
 
 impl Progress {
     /// A bar of `total` steps; hidden when `quiet` or when stderr is not a terminal.
     pub fn new(total: u64, quiet: bool) -> Progress {
-        let bar = if quiet || !std::io::stderr().is_terminal() {
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let bar = if !visible {
             indicatif::ProgressBar::hidden()
         } else {
             let b = indicatif::ProgressBar::new(total);
@@ -49,7 +53,7 @@ impl Progress {
             b.enable_steady_tick(std::time::Duration::from_millis(200));
             b
         };
-        Progress { bar }
+        Progress { bar, visible }
     }
 
     pub fn message(&self, msg: impl Into<String>) {
@@ -60,9 +64,20 @@ impl Progress {
         self.bar.inc(1);
     }
 
-    /// Prints a line above the bar (or plainly when hidden and not quiet).
+    /// Prints a progress line above the bar; nothing when the bar is hidden (`--quiet`, or
+    /// stderr not a terminal): progress is for people watching. Warnings use [`Progress::warn`].
     pub fn println(&self, line: impl AsRef<str>) {
         self.bar.println(line.as_ref());
+    }
+
+    /// A warning (such as what `--force` lifted): always reaches stderr, bar or not, quiet or not.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        if self.visible {
+            self.bar.println(line.as_ref());
+        } else {
+            // A closed stderr must not panic (eprintln! would): the warning is then lost.
+            let _ = writeln!(std::io::stderr(), "{}", line.as_ref());
+        }
     }
 
     pub fn finish(&self) {

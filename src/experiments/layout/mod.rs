@@ -699,7 +699,7 @@ fn phases<E: Serialize + Clone>(
         match budget(gpu, opts.headroom)?.check_forced(st, t.bytes, opts.force) {
             Ok(Forced::Allowed) => {}
             Ok(Forced::Warn(why)) => {
-                progress.println(format!(
+                progress.warn(format!(
                     "WARNING: --force: tensor {i} `{}`: {why}; allocating anyway",
                     t.name
                 ));
