@@ -90,9 +90,12 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn fill_raises_cached_by_a_gib_and_evict_brings_it_back() {
+fn fill_puts_the_file_in_the_page_cache_and_evict_takes_it_out() {
     let _g = lock();
-    let Some(dir) = disk_dir("fill_raises_cached_by_a_gib_and_evict_brings_it_back", GIB) else {
+    let Some(dir) = disk_dir(
+        "fill_puts_the_file_in_the_page_cache_and_evict_takes_it_out",
+        GIB,
+    ) else {
         return;
     };
     let d = dir.path().to_str().unwrap();
@@ -134,11 +137,19 @@ fn fill_raises_cached_by_a_gib_and_evict_brings_it_back() {
         fill["notes"]
     );
 
-    // `cache` sees Cached up by about 1 GiB.
+    // The host-wide Cached holds the file's pages. By how much it rose is printed, not
+    // asserted: on a busy host the kernel reclaims other cache while the fill adds this one (seen
+    // on a 24 GiB CI machine: Cached +0.52 GB for a fully resident 1 GiB file), so the file's own
+    // residency (mincore, above) is what proves the fill.
     let filled = cached_now();
+    let resident = u(&rows[1]["file_resident_bytes"]);
     assert!(
-        filled >= before + slack,
-        "Cached {before} -> {filled}: not up by about 1 GiB"
+        filled >= resident,
+        "Cached {filled} must hold the file's {resident} resident bytes"
+    );
+    eprintln!(
+        "Cached {before} -> {filled} ({:+} bytes; the file: {resident} resident; about {slack} expected on a quiet host)",
+        filled as i64 - before as i64
     );
 
     // Evict and remove: the file's pages go, Cached comes back down, the file is gone.
@@ -160,15 +171,12 @@ fn fill_raises_cached_by_a_gib_and_evict_brings_it_back() {
         "evicted pages are gone: {}",
         rows[1]["file_resident_bytes"]
     );
+    // As above: the file's own pages prove the eviction; the host-wide figures are printed.
     let (c0, c1) = (u(&rows[0]["cached_bytes"]), u(&rows[1]["cached_bytes"]));
-    assert!(
-        c0 >= c1 + slack,
-        "Cached around the eviction {c0} -> {c1}: not down by about 1 GiB"
-    );
-    let after = cached_now();
-    assert!(
-        filled >= after + slack,
-        "Cached {filled} -> {after} after --evict: not back down"
+    eprintln!(
+        "Cached around the eviction {c0} -> {c1} ({:+} bytes), {} now",
+        c1 as i64 - c0 as i64,
+        cached_now()
     );
     assert!(!path.exists(), "--remove deleted {}", path.display());
     assert!(
