@@ -9,6 +9,7 @@
 //! The tests that read the page cache's size take a lock, so they do not see each other's files.
 
 mod common;
+use common::run_env;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,15 +24,6 @@ static CACHE: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     CACHE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(common::bin());
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("the cumemlab binary runs")
 }
 
 fn json(o: &Output) -> Value {

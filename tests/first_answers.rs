@@ -6,9 +6,9 @@
 //! CSVs byte for byte as they were.
 
 mod common;
+use common::stderr;
 
 use std::path::Path;
-use std::process::Output;
 
 use cumemlab::driver::{Driver, Error as DriverError};
 
@@ -24,10 +24,6 @@ const PLAN_70B_FP8: [&str; 7] = [
     "--target",
     "gb10",
 ];
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// True on a host where the CUDA driver cannot be loaded (this test machine); the no-GPU
 /// tests skip with one line elsewhere.

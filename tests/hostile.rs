@@ -9,6 +9,7 @@
 //! after the driver loaded and before their first row. Without `cc` those tests print a SKIP line.
 
 mod common;
+use common::{run_env, stderr};
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
@@ -17,20 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// Runs the binary with `args` and extra environment.
-fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(common::bin());
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("the cumemlab binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Exit `code`, one line on stderr, no panic, and every phrase in it.
 fn assert_one_line(o: &Output, code: i32, phrases: &[&str]) {
@@ -279,6 +266,22 @@ fn plan_context_and_batch_name_one_limit() {
 
 // ------------------------------------------------------------------------------ concurrency
 
+/// Starts `n` labs at once with `args`, stdout discarded, stderr kept.
+fn spawn_labs(n: usize, args: &[&str], env: &[(&str, String)]) -> Vec<std::process::Child> {
+    (0..n)
+        .map(|_| {
+            Command::new(common::bin())
+                .arg("lab")
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn twenty_concurrent_labs_get_twenty_folders() {
     let Some(env) = no_gpu("twenty_concurrent_labs_get_twenty_folders") else {
@@ -287,17 +290,7 @@ fn twenty_concurrent_labs_get_twenty_folders() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     // No GPU (on any host): each lab runs its host steps in well under a second, so 20 overlap.
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            Command::new(common::bin())
-                .args(["lab", "--out", out, "--quiet", "--skip", "plan"])
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_labs(20, &["--out", out, "--quiet", "--skip", "plan"], &env);
     for c in children {
         let o = c.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -311,17 +304,7 @@ fn twenty_concurrent_labs_get_twenty_folders() {
         );
     }
     // With one --name: exactly one wins, the others are refused in one sentence.
-    let children: Vec<_> = (0..10)
-        .map(|_| {
-            Command::new(common::bin())
-                .args(["lab", "--out", out, "--name", "same", "--quiet"])
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_labs(10, &["--out", out, "--name", "same", "--quiet"], &env);
     let codes: Vec<Option<i32>> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap().status.code())

@@ -4,6 +4,7 @@
 //! arithmetic (`--dry-run --json`) matches the lab's sizes and the planner's figures.
 
 mod common;
+use common::stderr;
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -18,10 +19,6 @@ fn layout(args: &[&str]) -> Output {
     let mut all = vec!["layout"];
     all.extend_from_slice(args);
     common::run(&all)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Exit 2, nothing on stdout, one line on stderr containing every `want`.

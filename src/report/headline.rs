@@ -233,13 +233,11 @@ fn ms_per_gib(r: &SweepRow) -> Measure {
 
 /// A row's GB/s, with the GB/s of its slowest and fastest run.
 fn gbps_of(r: &SweepRow) -> Option<Measure> {
-    let v = r.gbps?;
-    let at = |ms: f64| if ms > 0.0 { v * r.ms_median / ms } else { v };
-    Some(Measure {
-        value: v,
-        lo: at(r.ms_max),
-        hi: at(r.ms_min),
-        n: r.runs,
+    crate::experiments::sweep::gbps_spread(r).map(|s| Measure {
+        value: s.median,
+        lo: s.min,
+        hi: s.max,
+        n: s.runs,
     })
 }
 

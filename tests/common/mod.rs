@@ -170,10 +170,21 @@ pub fn bin() -> PathBuf {
 
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Runs the binary with `args` and extra environment variables.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the cumemlab binary runs")
+}
+
+/// A run's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Runs the binary with `args`, asserts it succeeded, and returns its stdout.
