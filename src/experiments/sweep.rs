@@ -691,12 +691,14 @@ fn one_allocation(
     c.lap("setup and safety checks");
 
     // 1. alloc, with accounting around it.
-    let before = Snapshot::take(gpu)?;
+    // Accounting around the first allocation only (the rows carry its deltas).
+    if first {
+        acc.before = Some(Snapshot::take(gpu)?);
+    }
     let t = Instant::now();
     let mut a = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
     acc.one(phase::ALLOC, t.elapsed().as_secs_f64() * 1e3);
     if first {
-        acc.before = Some(before);
         acc.after_alloc = Some(Snapshot::take(gpu)?);
         if a.mapped_bytes() != size {
             acc.alloc_note = Some(format!(
