@@ -341,7 +341,7 @@ fn sweep_keys(inputs: &[Input], cols: &[(usize, Column)]) -> Vec<(String, u64)> 
         for r in sweep_rows(inputs, c) {
             if r.phase == phase::ALLOC && !keys.iter().any(|k| k.0 == r.strategy && k.1 == r.bytes)
             {
-                keys.push((r.strategy.clone(), r.bytes));
+                keys.push((r.strategy.to_string(), r.bytes));
             }
         }
     }
@@ -1049,8 +1049,8 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         let mut strategies: Vec<String> = Vec::new();
         for c in &cols {
             for r in sweep_rows(inputs, c) {
-                if r.phase == phase::ALLOC && !strategies.contains(&r.strategy) {
-                    strategies.push(r.strategy.clone());
+                if r.phase == phase::ALLOC && !strategies.contains(&r.strategy.to_string()) {
+                    strategies.push(r.strategy.to_string());
                 }
             }
         }

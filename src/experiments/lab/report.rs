@@ -94,8 +94,8 @@ pub fn sweep_strategies(rows: &[SweepRow], dev: i32) -> Vec<String> {
         .iter()
         .filter(|r| r.device == dev && r.phase == phase::ALLOC)
     {
-        if !v.contains(&r.strategy) {
-            v.push(r.strategy.clone());
+        if !v.contains(&r.strategy.to_string()) {
+            v.push(r.strategy.to_string());
         }
     }
     v
