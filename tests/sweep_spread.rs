@@ -7,7 +7,7 @@ mod common;
 
 use cumemlab::experiments::env::Environment;
 use cumemlab::experiments::lab::LabResults;
-use cumemlab::experiments::sweep::{self, SweepDoc, SweepRow, phase};
+use cumemlab::experiments::sweep::{self, Phase, SweepDoc, SweepRow, phase};
 use cumemlab::report::ResultSink;
 use cumemlab::report::sink::to_csv;
 use cumemlab::stats::Summary;
@@ -264,7 +264,7 @@ fn the_seed_preset_reports_per_gb_rates_and_sizes_that_allocate_faster() {
     use cumemlab::units::GB;
     // Allocation times shaped like the GB10 table: 60 GB slower than 70 GB, samples apart.
     let mk = |gb: u64, ms: [f64; 3]| {
-        SweepRow::new(0, Strategy::Device, gb * GB, phase::ALLOC).times(&ms)
+        SweepRow::new(0, Strategy::Device, gb * GB, Phase::Alloc).times(&ms)
     };
     let rows = vec![
         mk(10, [350.0, 352.0, 349.0]),

@@ -524,7 +524,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
     for c in &cols {
         if let Some(p) = &inputs[c.0].results.probe {
             for r in p.rows.iter().filter(|r| Some(r.device) == c.1.device) {
-                let k = (r.strategy.clone(), r.kind.key().to_string());
+                let k = (r.strategy.to_string(), r.kind.key().to_string());
                 if !pkeys.contains(&k) {
                     pkeys.push(k);
                 }

@@ -1022,8 +1022,8 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
         findings.group = format!("Probe, device {dev} ({name})");
         let mut strategies: Vec<String> = Vec::new();
         for x in &rows {
-            if !strategies.contains(&x.strategy) {
-                strategies.push(x.strategy.clone());
+            if !strategies.contains(&x.strategy.to_string()) {
+                strategies.push(x.strategy.to_string());
             }
         }
         let mut kinds: Vec<crate::experiments::probe::ProbeKind> = Vec::new();
@@ -1083,7 +1083,7 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
             .iter()
             .map(|x| {
                 vec![
-                    x.strategy.clone(),
+                    x.strategy.to_string(),
                     x.kind.key().to_string(),
                     gib(x.max_bytes),
                     if x.device_free_bytes > 0 {

@@ -311,9 +311,10 @@ fn unstable(v: &View, out: &mut Vec<String>) {
     let (rows, dev) = (v.rows, v.dev);
     // Unstable phases.
     let mut unstable: Vec<String> = Vec::new();
-    for r in rows.iter().filter(|r| {
-        r.device == dev && r.runs >= 3 && r.ms_cv > UNSTABLE_CV && !r.phase.is_step()
-    }) {
+    for r in rows
+        .iter()
+        .filter(|r| r.device == dev && r.runs >= 3 && r.ms_cv > UNSTABLE_CV && !r.phase.is_step())
+    {
         unstable.push(format!(
             "{} {} at {} (CV {}, {} ms; likely {})",
             r.strategy,
