@@ -132,8 +132,12 @@ fn committed_sweep_and_probe_documents_read_and_write_the_same_strings() {
 #[test]
 fn committed_sweep_and_probe_csvs_are_rewritten_byte_for_byte() {
     let (mut exact, mut by_column) = (0, 0);
-    let sweep = committed(&["sweep.csv"]).into_iter().map(|p| csv_round_trip::<SweepRow>(&p));
-    let probe = committed(&["probe.csv"]).into_iter().map(|p| csv_round_trip::<ProbeRow>(&p));
+    let sweep = committed(&["sweep.csv"])
+        .into_iter()
+        .map(|p| csv_round_trip::<SweepRow>(&p));
+    let probe = committed(&["probe.csv"])
+        .into_iter()
+        .map(|p| csv_round_trip::<ProbeRow>(&p));
     for same_bytes in sweep.chain(probe) {
         if same_bytes {
             exact += 1;
@@ -142,7 +146,10 @@ fn committed_sweep_and_probe_csvs_are_rewritten_byte_for_byte() {
         }
     }
     // Today's labs (docs/results, two runs) byte for byte; the 2026-11-26 build column by column.
-    assert!(exact >= 4 && by_column >= 2, "{exact} exact, {by_column} by column");
+    assert!(
+        exact >= 4 && by_column >= 2,
+        "{exact} exact, {by_column} by column"
+    );
 }
 
 #[test]
@@ -151,9 +158,15 @@ fn an_unknown_strategy_or_phase_is_refused_by_name() {
     let mut v = read_json(old);
     v[0]["phase"] = "warm_touch".into();
     let e = serde_json::from_value::<Vec<SweepRow>>(v.clone()).unwrap_err();
-    assert!(e.to_string().contains("unknown sweep phase `warm_touch`"), "{e}");
+    assert!(
+        e.to_string().contains("unknown sweep phase `warm_touch`"),
+        "{e}"
+    );
     v[0]["phase"] = "alloc".into();
     v[0]["strategy"] = "cudaMalloc".into();
     let e = serde_json::from_value::<Vec<SweepRow>>(v).unwrap_err();
-    assert!(e.to_string().contains("unknown strategy `cudaMalloc`"), "{e}");
+    assert!(
+        e.to_string().contains("unknown strategy `cudaMalloc`"),
+        "{e}"
+    );
 }

@@ -502,7 +502,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .map(|c| {
                             sweep_rows(inputs, c)
                                 .into_iter()
-                                .find(|r| &r.strategy == st && r.bytes == *b && r.phase == ph)
+                                .find(|r| r.strategy == st && r.bytes == *b && r.phase == ph)
                                 .and_then(get)
                         })
                         .collect(),
@@ -543,7 +543,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                                 .iter()
                                 .find(|r| {
                                     Some(r.device) == c.1.device
-                                        && &r.strategy == st
+                                        && r.strategy == st
                                         && r.kind.key() == kind
                                 })
                                 .map(|r| r.max_bytes as f64 / GIB as f64)
@@ -1061,7 +1061,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                     name: format!("{}: {}", c.1.id, c.1.label),
                     points: sweep_rows(inputs, c)
                         .into_iter()
-                        .filter(|r| &r.strategy == st && r.phase == phase::ALLOC)
+                        .filter(|r| r.strategy == st && r.phase == phase::ALLOC)
                         .map(|r| (r.bytes as f64 / GIB as f64, r.ms_median))
                         .collect(),
                 })

@@ -483,7 +483,8 @@ mod tests {
             // Read back from the key, and compared with it as a string.
             let back: Strategy = serde_json::from_str(&format!("\"{}\"", info.key)).unwrap();
             assert_eq!(back, info.strategy);
-            assert!(info.strategy == info.key && info.key == info.strategy);
+            assert!(info.strategy == info.key, "{}", info.key);
+            assert!(info.key == info.strategy, "{}", info.key);
         }
         assert!(serde_json::from_str::<Strategy>("\"Device\"").is_err());
         assert_eq!(

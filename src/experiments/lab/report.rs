@@ -719,7 +719,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .iter()
                     .filter(|st| {
                         rows.iter()
-                            .any(|r| r.device == dev && &r.strategy == *st && r.phase == ph)
+                            .any(|r| r.device == dev && r.strategy == *st && r.phase == ph)
                     })
                     .map(|st| {
                         let mut line = vec![st.clone()];
@@ -827,7 +827,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
         for st in &strategies {
             let Some(r) = rows
                 .iter()
-                .filter(|r| r.device == dev && &r.strategy == st && r.phase == phase::ALLOC)
+                .filter(|r| r.device == dev && r.strategy == st && r.phase == phase::ALLOC)
                 .max_by_key(|r| r.bytes)
             else {
                 continue;
@@ -1043,7 +1043,7 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .iter()
                     .map(|st| {
                         rows.iter()
-                            .find(|x| &x.strategy == st && x.kind == *k)
+                            .find(|x| x.strategy == st && x.kind == *k)
                             .map(|x| x.max_bytes as f64 / GIB as f64)
                     })
                     .collect(),

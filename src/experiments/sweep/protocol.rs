@@ -174,8 +174,8 @@ fn bandwidth_and_verify(
     Ok(())
 }
 
-/// 9. The CPU-first variant (host-accessible, writable memory): a fresh allocation touched by the
-/// CPU, then by the GPU.
+/// Step 9, the CPU-first variant (host-accessible, writable memory): a fresh allocation touched
+/// by the CPU, then by the GPU.
 fn cpu_first(job: &mut Job, first: bool, acc: &mut Acc) -> Result<()> {
     let (c, st, size) = (job.c, job.st, job.size);
     let (gpu, dev, stride) = (c.gpu, c.dev, c.opts.page_stride);

@@ -10,13 +10,7 @@ use crate::units::{GB, GIB, fmt_bytes};
 
 /// The row of `dev`, `st`, `bytes` and `phase`. The strategy and the phase may be given as
 /// their types or as the strings rows hold (`"device"`, [`phase::FILL`]).
-pub fn find<'a, S, P>(
-    rows: &'a [SweepRow],
-    dev: i32,
-    st: S,
-    bytes: u64,
-    phase: P,
-) -> Option<&'a SweepRow>
+pub fn find<S, P>(rows: &[SweepRow], dev: i32, st: S, bytes: u64, phase: P) -> Option<&SweepRow>
 where
     Strategy: PartialEq<S>,
     Phase: PartialEq<P>,

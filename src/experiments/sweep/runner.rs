@@ -45,9 +45,9 @@ pub fn settle_window_ms(bytes: u64) -> f64 {
 }
 
 impl Ctx<'_> {
-    /// Records a free of device-resident memory (`device`, `pool`, `vmm`).
+    /// Records a free of device-resident memory (`device`, `pool`, `vmm`: backed by the device).
     pub fn freed(&self, st: Strategy, bytes: u64) {
-        if matches!(st, Strategy::Device | Strategy::Pool | Strategy::Vmm) {
+        if st.info().backing == Backing::Device {
             self.last_free.set(Some((Instant::now(), bytes)));
         }
     }
