@@ -258,13 +258,14 @@ impl Strategy {
             .ok_or_else(|| {
                 format!(
                     "unknown strategy `{s}`: choose from {} (or `all`)",
-                    REGISTRY
-                        .iter()
-                        .map(|i| i.key)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Strategy::keys(&Strategy::all())
                 )
             })
+    }
+
+    /// The keys of `list`, comma-separated (`device, managed`), for sentences and help texts.
+    pub fn keys(list: &[Strategy]) -> String {
+        list.iter().map(|s| s.key()).collect::<Vec<_>>().join(", ")
     }
 
     /// Parses `device,managed` or `all`; duplicates are refused.

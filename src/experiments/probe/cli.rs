@@ -18,8 +18,8 @@ use crate::units::parse_size;
     after_help = "Each figure says why the search stopped: at a failure (out of memory: what the system really gives), at the safety ceiling (MemAvailable minus --headroom on unified memory; the card's free memory on discrete cards), or at the --max cap.\n\nExamples:\n  cumemlab probe\n  cumemlab probe --strategies device,managed,pinned,pool,vmm --out probe.json\n  cumemlab probe --strategies device --kind single --resolution 64MiB\n  cumemlab probe --strategies pinned --max none --chunk 4GiB\n  cumemlab probe --strategies managed --no-touch --json"
 )]
 pub struct ProbeArgs {
-    /// Strategies to probe (comma-separated keys, or `all`). Default: device, managed, pinned, registered, pageable, pool, vmm (those the device supports).
-    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::strategy_list)]
+    // Help text from the strategy registry: `strategies_help`.
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::strategy_list, help = strategies_help())]
     pub strategies: Option<crate::cli::List<Strategy>>,
     /// Which figure: the largest single allocation, the cumulative maximum, or both.
     #[arg(long, value_enum, default_value = "both")]
@@ -53,6 +53,14 @@ pub struct ProbeArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The `--strategies` help, its default list read from the registry.
+fn strategies_help() -> String {
+    format!(
+        "Strategies to probe (comma-separated keys, or `all`). Default: {} (those the device supports).",
+        Strategy::keys(&default_strategies())
+    )
 }
 
 /// Runs `probe` from the command line.

@@ -19,8 +19,8 @@ use crate::units::{GB, parse_size};
     after_help = "Examples:\n  cumemlab sweep\n  cumemlab sweep --repeat 5 --strategies device,managed --sizes 16GiB\n  cumemlab sweep --preset seed --strategies device\n  cumemlab sweep --strategies device,managed,pinned --sizes 256MiB,1GiB,4GiB --runs 5\n  cumemlab sweep --device all --out sweep.json\n  cumemlab sweep --strategies registered --file /data/model.bin --sizes 1GiB"
 )]
 pub struct SweepArgs {
-    /// Strategies to compare (comma-separated keys, or `all`). Default: all the device supports.
-    #[arg(long, value_parser = crate::cli::strategy_list)]
+    // Help text from the strategy registry: `strategies_help`.
+    #[arg(long, value_parser = crate::cli::strategy_list, help = strategies_help())]
     pub strategies: Option<crate::cli::List<Strategy>>,
     /// Sizes, with units (512MiB,1GiB,4GB). Default: 256MiB, 1GiB, 4GiB, 16GiB and a quarter of the usable memory, within the safety limits.
     #[arg(long, allow_hyphen_values = true, value_parser = crate::cli::size_list)]
@@ -60,6 +60,14 @@ pub struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The `--strategies` help, with the keys of the registry.
+fn strategies_help() -> String {
+    format!(
+        "Strategies to compare (comma-separated keys, or `all`). Default: all the device supports. Keys: {}.",
+        Strategy::keys(&Strategy::all())
+    )
 }
 
 /// `0B` (or `0`) is allowed for the threshold; other sizes need units.
