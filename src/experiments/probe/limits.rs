@@ -23,7 +23,7 @@ pub struct PhysicalBounds {
 
 /// The bound of one request of `st` (no `--max`): the safety ceiling of `budget`, or with `force`
 /// the physical size, except managed memory on a discrete card, which stays within the card's
-/// free memory even then. Aligned down to [`ALIGN_BYTES`].
+/// free memory even then. Aligned down to [`super::ALIGN_BYTES`].
 pub fn ceiling_limit(budget: &Budget, st: Strategy, force: Option<PhysicalBounds>) -> Limit {
     let backing = st.info().backing;
     let (bytes, bound) = match force {

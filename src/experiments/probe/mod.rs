@@ -7,7 +7,7 @@
 //! safety ceiling, or at the `--max` cap.
 //!
 //! Safety (DESIGN.md): every attempt is checked against the ceiling re-read just before it
-//! ([`Budget`]: on unified memory MemAvailable minus the headroom, which falls as memory is taken;
+//! ([`crate::memory::safety::Budget`]: on unified memory MemAvailable minus the headroom, which falls as memory is taken;
 //! on discrete cards the card's free memory for device-backed and managed strategies, the host's
 //! MemAvailable minus the headroom for host-backed ones). The search approaches the limit from
 //! below: its first guess is one resolution step under the ceiling. `--force` lifts the ceiling
@@ -18,10 +18,10 @@
 //!
 //! The search itself ([`bisect`], [`accumulate`]) is pure over two callbacks (the limit now, one
 //! attempt), so it is tested without a GPU against simulated allocators.
-
-//! Layout: [`search`] (the pure searches), [`limits`] (ceilings, caps, the sentences),
-//! [`options`] and [`row`] (typed options and the row), [`runner`] (wired to the GPU),
-//! [`render`] (text), [`cli`] (`main`).
+//!
+//! Layout: `search` (the pure searches), `limits` (ceilings, caps, the sentences),
+//! `options` and `row` (typed options and the row), `runner` (wired to the GPU),
+//! `render` (text), `cli` (`main`).
 
 mod cli;
 mod limits;

@@ -17,7 +17,7 @@ pub const ALIGN_BYTES: u64 = 2 * MIB;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bound {
-    /// The safety ceiling of [`Budget`].
+    /// The safety ceiling of [`crate::memory::safety::Budget`].
     SafetyCeiling,
     /// `--max` (or its default for host-backed strategies on discrete GPUs).
     MaxCap,

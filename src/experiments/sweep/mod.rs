@@ -15,10 +15,10 @@
 //! Every allocation is checked against the safety ceiling first; a refused or failed combination
 //! is reported as skipped with its reason and the sweep goes on. Rows stream to `--out` when a
 //! combination's allocations are done.
-
-//! Layout: [`options`] (typed options, caps, default sizes), [`phase`] and [`row`] (the row
-//! types), [`runner`] and [`protocol`] (devices and combinations; one allocation phase by phase),
-//! [`acc`] (samples to rows), [`render`] and [`findings`] (text output), [`cli`] (`main`).
+//!
+//! Layout: `options` (typed options, caps, default sizes), `phase` and `row` (the row
+//! types), `runner` and `protocol` (devices and combinations; one allocation phase by phase),
+//! `acc` (samples to rows), `render` and `findings` (text output), `cli` (`main`).
 
 mod acc;
 mod cli;

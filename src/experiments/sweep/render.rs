@@ -9,7 +9,7 @@ use crate::stats::{Summary, fmt_spread};
 use crate::units::{GB, GIB, fmt_bytes};
 
 /// The row of `dev`, `st`, `bytes` and `phase`. The strategy and the phase may be given as
-/// their types or as the strings rows hold (`"device"`, [`phase::FILL`]).
+/// their types or as the strings rows hold (`"device"`, [`super::phase::FILL`]).
 pub fn find<S, P>(rows: &[SweepRow], dev: i32, st: S, bytes: u64, phase: P) -> Option<&SweepRow>
 where
     Strategy: PartialEq<S>,
