@@ -27,19 +27,26 @@ use serde::Serialize;
 
 use crate::driver::{Context, DeviceAttributes, DevicePtr, Result, Stream};
 
-/// Every strategy and variant the tool measures. Its key (the JSON/CSV string, the command-line
-/// name) lives in its [`REGISTRY`] entry only; serde and the string comparisons go through it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Strategy {
-    Device,
-    Managed,
-    ManagedPrefetch,
-    ManagedAdvise,
-    Pinned,
-    Registered,
-    Pageable,
-    Pool,
-    Vmm,
+/// Declares [`Strategy`] (one variant per entry) and [`REGISTRY`] (the entries, in order) from one
+/// list, so that an entry cannot be missing for a variant.
+macro_rules! strategies {
+    ($($variant:ident { $($field:ident: $value:expr,)* },)*) => {
+        /// Every strategy and variant the tool measures. Its key (the JSON/CSV string, the
+        /// command-line name) lives in its [`REGISTRY`] entry only; serde and the string
+        /// comparisons go through it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Strategy {
+            $($variant,)*
+        }
+
+        /// The registry: every strategy, once.
+        pub const REGISTRY: &[StrategyInfo] = &[
+            $(StrategyInfo {
+                strategy: Strategy::$variant,
+                $($field: $value,)*
+            },)*
+        ];
+    };
 }
 
 /// Where the pages of a strategy live, which decides the safety rule that applies.
@@ -77,10 +84,11 @@ pub struct StrategyInfo {
     pub requires: &'static [(&'static str, &'static str)],
 }
 
-/// The registry: every strategy, once.
-pub const REGISTRY: &[StrategyInfo] = &[
-    StrategyInfo {
-        strategy: Strategy::Device,
+// The registry: every strategy, once. Each entry names its `Strategy` variant and gives the rest
+// of its `StrategyInfo`; the macro declares the enum from the same list, so adding a strategy is
+// one file (its `Allocation`) and one entry here.
+strategies! {
+    Device {
         new: |ctx, _, _, bytes, _| Ok(Box::new(device::DeviceAlloc::new(ctx, bytes)?)),
         variant_of: None,
         key: "device",
@@ -90,8 +98,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
         lazily_populated: false,
         requires: &[],
     },
-    StrategyInfo {
-        strategy: Strategy::Managed,
+    Managed {
         new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
         variant_of: None,
         key: "managed",
@@ -104,8 +111,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support managed memory",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::ManagedPrefetch,
+    ManagedPrefetch {
         new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
         variant_of: Some(Strategy::Managed),
         key: "managed+prefetch",
@@ -124,8 +130,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::ManagedAdvise,
+    ManagedAdvise {
         new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
         variant_of: Some(Strategy::Managed),
         key: "managed+advise",
@@ -144,8 +149,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::Pinned,
+    Pinned {
         new: |ctx, _, _, bytes, _| Ok(Box::new(pinned::PinnedAlloc::new(ctx, bytes)?)),
         variant_of: None,
         key: "pinned",
@@ -155,8 +159,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
         lazily_populated: false,
         requires: &[("can_map_host_memory", "the device cannot map host memory")],
     },
-    StrategyInfo {
-        strategy: Strategy::Registered,
+    Registered {
         new: |ctx, _, _, bytes, o| {
             Ok(Box::new(registered::RegisteredAlloc::new(
                 ctx,
@@ -178,8 +181,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ("can_map_host_memory", "the device cannot map host memory"),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::Pageable,
+    Pageable {
         new: |ctx, _, _, bytes, _| Ok(Box::new(pageable::PageableAlloc::new(ctx, bytes)?)),
         variant_of: None,
         key: "pageable",
@@ -192,8 +194,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the GPU cannot access pageable memory (PAGEABLE_MEMORY_ACCESS = 0: no HMM or ATS on this host)",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::Pool,
+    Pool {
         new: |ctx, stream, _, bytes, o| {
             Ok(Box::new(pool::PoolAlloc::new(
                 ctx,
@@ -213,8 +214,7 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support memory pools",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::Vmm,
+    Vmm {
         new: |ctx, _, _, bytes, _| Ok(Box::new(vmm::VmmAlloc::new(ctx, bytes)?)),
         variant_of: None,
         key: "vmm",
@@ -227,12 +227,13 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support virtual memory management",
         )],
     },
-];
+}
 
 impl Strategy {
     /// The registry entry.
     pub fn info(self) -> &'static StrategyInfo {
-        // The registry lists every variant; the fallback is never reached but avoids a panic path.
+        // `strategies!` makes one entry per variant; the fallback is never reached but avoids a
+        // panic path.
         REGISTRY
             .iter()
             .find(|i| i.strategy == self)
