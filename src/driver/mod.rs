@@ -11,7 +11,9 @@
 
 pub mod sys;
 
+pub mod checksum;
 mod context;
+pub mod copy;
 mod device;
 mod error;
 mod kernels;
