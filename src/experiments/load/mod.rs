@@ -80,6 +80,10 @@ pub fn main(args: LoadArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(&args);
     }
+    // A named file is checked before the GPU: a bad file is the user's input (exit 2).
+    if let Some(p) = &args.file {
+        ModelFile::open(p)?;
+    }
     let drv = require_driver()?;
     if drv.device_count()? <= 0 {
         return Err(Error::Failed("no CUDA device found: `load` needs a GPU".into()));
@@ -189,6 +193,7 @@ fn dry_run(args: &LoadArgs) -> Result<()> {
     let (file, synthetic) = open_file(args)?;
     let write = synthetic.as_ref().map(|s| (s.bytes, s.write_ms));
     let (sum, ms) = cpu_checksum(&file)?;
+    super::check_interrupt()?;
     let largest = file.tensors.iter().map(Tensor::bytes).max().unwrap_or(0);
     let mut out = format!(
         "{}: {} tensors, {} of data at offset {} (largest tensor {}), checksum {sum:#018x} ({:.0} ms on the CPU)\n",
