@@ -26,7 +26,11 @@ fn refused(args: &[&str], phrase: &str) {
     let o = common::run(args);
     let err = common::stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line: {err}"
+    );
     assert!(err.contains(phrase), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -34,7 +38,14 @@ fn refused(args: &[&str], phrase: &str) {
 #[test]
 fn help_lists_examples_and_paths() {
     let out = common::run_ok(&["load", "--help"]);
-    for want in ["Examples:", "cumemlab load --copies", "--dry-run", "--drop-caches", "--repeat", "--preset"] {
+    for want in [
+        "Examples:",
+        "cumemlab load --copies",
+        "--dry-run",
+        "--drop-caches",
+        "--repeat",
+        "--preset",
+    ] {
         assert!(out.contains(want), "missing {want}: {out}");
     }
 }
@@ -56,7 +67,11 @@ fn a_real_header_is_parsed_and_checksummed() {
     assert!(out.contains(&format!("checksum {sum:#018x}")), "{out}");
     // The library's parser gives the names, dtypes and shapes the Python writer wrote.
     let m = cumemlab::experiments::load::ModelFile::open(&path).unwrap();
-    let names: Vec<_> = m.tensors.iter().map(|t| (t.name.as_str(), t.dtype.as_str(), t.shape.clone())).collect();
+    let names: Vec<_> = m
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.dtype.as_str(), t.shape.clone()))
+        .collect();
     assert_eq!(
         names,
         vec![
@@ -83,25 +98,50 @@ fn truncated_malformed_and_missing_files_are_refused_with_exit_2() {
     std::fs::write(&tiny, b"abc").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     refused(&["load", "--dry-run", &s(&truncated)], "truncated");
-    refused(&["load", "--dry-run", &s(&garbage)], "not the JSON the format expects");
+    refused(
+        &["load", "--dry-run", &s(&garbage)],
+        "not the JSON the format expects",
+    );
     refused(&["load", "--dry-run", &s(&huge)], "header length");
-    refused(&["load", "--dry-run", &s(&tiny)], "shorter than the 8-byte header length");
-    refused(&["load", "--dry-run", "/no/such/model.safetensors"], "cannot read it");
+    refused(
+        &["load", "--dry-run", &s(&tiny)],
+        "shorter than the 8-byte header length",
+    );
+    refused(
+        &["load", "--dry-run", "/no/such/model.safetensors"],
+        "cannot read it",
+    );
     // The same refusals without --dry-run come before any GPU is needed.
-    refused(&["load", &s(&truncated), "--paths", "mmap-copy"], "truncated");
+    refused(
+        &["load", &s(&truncated), "--paths", "mmap-copy"],
+        "truncated",
+    );
 }
 
 #[test]
 fn bad_options_are_refused_with_exit_2() {
     refused(&["load", "--paths", "teleport"], "unknown path `teleport`");
-    refused(&["load", "--states", "lukewarm"], "unknown state `lukewarm`");
-    refused(&["load", "--dry-run", "--preset", "no-such-model"], "unknown model");
+    refused(
+        &["load", "--states", "lukewarm"],
+        "unknown state `lukewarm`",
+    );
+    refused(
+        &["load", "--dry-run", "--preset", "no-such-model"],
+        "unknown model",
+    );
     // clap's own refusal adds a usage hint line; it is still exit 2 naming the input.
     let o = common::run(&["load", "--size", "4G"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("ambiguous"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("ambiguous"),
+        "{}",
+        common::stderr(&o)
+    );
     if Path::new("/dev/shm").is_dir() {
-        refused(&["load", "--dry-run", "--size", "1MiB", "--dir", "/dev/shm"], "tmpfs");
+        refused(
+            &["load", "--dry-run", "--size", "1MiB", "--dir", "/dev/shm"],
+            "tmpfs",
+        );
     }
 }
 
@@ -112,14 +152,25 @@ fn the_synthetic_file_is_removed_after_a_run() {
     let out = common::run_ok(&["load", "--dry-run", "--size", "16MiB", "--dir", d]);
     assert!(out.contains("removed"), "{out}");
     assert!(out.contains("MiB of data"), "about 16 MiB of data: {out}");
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 #[test]
 fn the_synthetic_file_is_removed_after_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(common::bin())
-        .args(["load", "--dry-run", "--size", "1GiB", "--dir", dir.path().to_str().unwrap()])
+        .args([
+            "load",
+            "--dry-run",
+            "--size",
+            "1GiB",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,7 +178,10 @@ fn the_synthetic_file_is_removed_after_ctrl_c() {
     // Wait for the file to appear, then interrupt while it is written or checksummed.
     let t = Instant::now();
     while files_in(dir.path()).is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(60), "no synthetic file appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no synthetic file appeared"
+        );
         if child.try_wait().unwrap().is_some() {
             break;
         }
@@ -135,7 +189,8 @@ fn the_synthetic_file_is_removed_after_ctrl_c() {
     }
     let seen = files_in(dir.path());
     assert!(
-        seen.iter().all(|f| f.starts_with(cumemlab::experiments::load::PREFIX)),
+        seen.iter()
+            .all(|f| f.starts_with(cumemlab::experiments::load::PREFIX)),
         "{seen:?}"
     );
     nix::sys::signal::kill(
@@ -146,7 +201,11 @@ fn the_synthetic_file_is_removed_after_ctrl_c() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 #[test]
@@ -157,12 +216,19 @@ fn without_a_gpu_load_says_so_in_one_line_and_leaves_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    for args in [vec!["load", "--size", "16MiB", "--dir", d], vec!["load", "--copies"]] {
+    for args in [
+        vec!["load", "--size", "16MiB", "--dir", d],
+        vec!["load", "--copies"],
+    ] {
         let o = common::run(&args);
         let err = common::stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
         assert!(err.contains("needs a GPU"), "{err}");
     }
-    assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }

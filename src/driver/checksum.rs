@@ -184,6 +184,9 @@ mod tests {
         swapped.swap(0, 8);
         assert_ne!(host_checksum(&swapped, 0), whole);
         assert_ne!(host_checksum(&data, 1), whole);
-        assert_eq!(host_checksum(&[1, 2, 3], 0), host_checksum(&[1, 2, 3, 0, 0], 0));
+        assert_eq!(
+            host_checksum(&[1, 2, 3], 0),
+            host_checksum(&[1, 2, 3, 0, 0], 0)
+        );
     }
 }

@@ -27,7 +27,12 @@ pub fn htod_chunks(
         let d = dst + (k * chunk) as u64;
         result = match stream {
             // SAFETY: `piece` is valid for its length; the caller's device memory holds it at `d`.
-            None => unsafe { cu!(ctx.driver(), cuMemcpyHtoD_v2(d, piece.as_ptr().cast(), piece.len())) },
+            None => unsafe {
+                cu!(
+                    ctx.driver(),
+                    cuMemcpyHtoD_v2(d, piece.as_ptr().cast(), piece.len())
+                )
+            },
             // SAFETY: as above; the stream is synchronised below before `src` can be released.
             Some(s) => unsafe {
                 cu!(
@@ -58,7 +63,12 @@ pub fn dtoh_chunks(
         let len = piece.len();
         result = match stream {
             // SAFETY: `piece` is valid for writes of its length; the device memory holds it.
-            None => unsafe { cu!(ctx.driver(), cuMemcpyDtoH_v2(piece.as_mut_ptr().cast(), s_ptr, len)) },
+            None => unsafe {
+                cu!(
+                    ctx.driver(),
+                    cuMemcpyDtoH_v2(piece.as_mut_ptr().cast(), s_ptr, len)
+                )
+            },
             // SAFETY: as above; the stream is synchronised below before `dst` can be released.
             Some(s) => unsafe {
                 cu!(

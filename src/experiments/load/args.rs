@@ -87,7 +87,11 @@ impl CacheState {
             let st = match part.to_ascii_lowercase().as_str() {
                 "cold" => CacheState::Cold,
                 "warm" => CacheState::Warm,
-                _ => return Err(format!("--states: unknown state `{part}`; give cold, warm or cold,warm")),
+                _ => {
+                    return Err(format!(
+                        "--states: unknown state `{part}`; give cold, warm or cold,warm"
+                    ));
+                }
             };
             if !out.contains(&st) {
                 out.push(st);

@@ -108,13 +108,33 @@ pub fn run_matrix(
     let cells = cells(max);
     let top = cells.iter().map(|c| c.1).max().unwrap_or(max);
     if let Some(why) = guard(Strategy::Device, 2 * top)? {
-        return Err(Error::usage(format!("--copies-max {}: {why}", fmt_bytes(top))));
+        return Err(Error::usage(format!(
+            "--copies-max {}: {why}",
+            fmt_bytes(top)
+        )));
     }
-    let dev = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, top, &AllocOptions::default())?;
-    let dev2 = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, top, &AllocOptions::default())?;
+    let dev = allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        Strategy::Device,
+        top,
+        &AllocOptions::default(),
+    )?;
+    let dev2 = allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        Strategy::Device,
+        top,
+        &AllocOptions::default(),
+    )?;
     let c = &gpu.ctx;
     for &(piece, total) in cells.iter().filter(|c| c.0 == c.1) {
-        let ms = timed(repeat, || Ok(gpu.kernels.copy(&gpu.stream, dev2.device_ptr(), dev.device_ptr(), total).map(|_| ())?))?;
+        let ms = timed(repeat, || {
+            Ok(gpu
+                .kernels
+                .copy(&gpu.stream, dev2.device_ptr(), dev.device_ptr(), total)
+                .map(|_| ())?)
+        })?;
         push_some(&mut push, row("DtoD", "device", "sync", piece, total, &ms))?;
     }
     for kind in ["pageable", "pinned", "registered"] {
@@ -136,10 +156,14 @@ pub fn run_matrix(
             for (mode, stream) in [("sync", None), ("async", Some(gpu.stream.as_ref()))] {
                 let p = piece as usize;
                 let src = &buf[..total as usize];
-                let ms = timed(repeat, || Ok(htod_chunks(c, stream, dev.device_ptr(), src, p)?))?;
+                let ms = timed(repeat, || {
+                    Ok(htod_chunks(c, stream, dev.device_ptr(), src, p)?)
+                })?;
                 push_some(&mut push, row("HtoD", kind, mode, piece, total, &ms))?;
                 let dst = &mut buf[..total as usize];
-                let ms = timed(repeat, || Ok(dtoh_chunks(c, stream, dst, dev.device_ptr(), p)?))?;
+                let ms = timed(repeat, || {
+                    Ok(dtoh_chunks(c, stream, dst, dev.device_ptr(), p)?)
+                })?;
                 push_some(&mut push, row("DtoH", kind, mode, piece, total, &ms))?;
             }
         }
@@ -157,7 +181,13 @@ fn push_some(push: &mut impl FnMut(CopyRow) -> Result<()>, r: Option<CopyRow>) -
 /// Host memory of `strategy`: pageable memory is a plain anonymous mapping (the memory layer's
 /// `pageable` strategy, which makes no CUDA call), so it works on every device.
 fn host_buffer(gpu: &Gpu, strategy: Strategy, bytes: u64) -> Result<Box<dyn Allocation>> {
-    Ok(allocate(&gpu.ctx, &gpu.stream, strategy, bytes, &AllocOptions::default())?)
+    Ok(allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        strategy,
+        bytes,
+        &AllocOptions::default(),
+    )?)
 }
 
 /// The matrix as a table: one line per cell.
@@ -200,11 +230,18 @@ pub fn render_copies(rows: &[CopyRow]) -> String {
 pub fn copy_findings(rows: &[CopyRow]) -> Vec<String> {
     let find = |host: &str, piece: u64, total: u64| {
         rows.iter().find(|r| {
-            r.direction == "HtoD" && r.mode == "sync" && r.host_memory == host && r.piece_bytes == piece && r.total_bytes == total
+            r.direction == "HtoD"
+                && r.mode == "sync"
+                && r.host_memory == host
+                && r.piece_bytes == piece
+                && r.total_bytes == total
         })
     };
     let mut out = Vec::new();
-    for r in rows.iter().filter(|r| r.direction == "HtoD" && r.mode == "sync" && r.host_memory == "pinned") {
+    for r in rows
+        .iter()
+        .filter(|r| r.direction == "HtoD" && r.mode == "sync" && r.host_memory == "pinned")
+    {
         if let Some(p) = find("pageable", r.piece_bytes, r.total_bytes) {
             out.push(format!(
                 "HtoD {} total in {} pieces of {}: pinned {:.2} GB/s, pageable {:.2} GB/s ({:.1}x).",

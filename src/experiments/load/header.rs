@@ -62,8 +62,13 @@ impl ModelFile {
 
     /// Parses a whole file's bytes (the file mapped, or a buffer in tests).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelFile> {
-        let (n, metadata) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| Error::usage(format!("{} is not a valid safetensors file: {}", path.display(), why(&e))))?;
+        let (n, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            Error::usage(format!(
+                "{} is not a valid safetensors file: {}",
+                path.display(),
+                why(&e)
+            ))
+        })?;
         let mut tensors = Vec::new();
         for name in metadata.offset_keys() {
             let Some(info) = metadata.info(&name) else {

@@ -53,7 +53,12 @@ fn open_file(args: &LoadArgs) -> Result<(ModelFile, Option<SyntheticFile>)> {
         return Ok((ModelFile::open(p)?, None));
     }
     let dir = synthetic::dir_or_default(args.dir.as_deref());
-    note(format!("writing a {} {} file into {}", fmt_bytes(args.size), args.preset, dir.display()));
+    note(format!(
+        "writing a {} {} file into {}",
+        fmt_bytes(args.size),
+        args.preset,
+        dir.display()
+    ));
     let s = SyntheticFile::create(&dir, &args.preset, args.size, |_| {})?;
     let m = ModelFile::open(s.path())?;
     Ok((m, Some(s)))
@@ -64,7 +69,10 @@ fn cpu_checksum(file: &ModelFile) -> Result<(u64, f64)> {
     let t = Instant::now();
     let map = FileMap::open(&file.path, 0).map_err(|e| Error::io(&file.path, e))?;
     let data = &map.as_slice()[file.data_offset as usize..];
-    Ok((host_checksum_parallel(data), t.elapsed().as_secs_f64() * 1e3))
+    Ok((
+        host_checksum_parallel(data),
+        t.elapsed().as_secs_f64() * 1e3,
+    ))
 }
 
 pub fn main(args: LoadArgs) -> Result<()> {
@@ -86,7 +94,9 @@ pub fn main(args: LoadArgs) -> Result<()> {
     }
     let drv = require_driver()?;
     if drv.device_count()? <= 0 {
-        return Err(Error::Failed("no CUDA device found: `load` needs a GPU".into()));
+        return Err(Error::Failed(
+            "no CUDA device found: `load` needs a GPU".into(),
+        ));
     }
     let gpu = Gpu::open(&drv, args.device)?;
     let env = Environment::collect(Some(&[args.device]));
@@ -104,14 +114,18 @@ pub fn main(args: LoadArgs) -> Result<()> {
         force: args.force,
         expected,
     };
-    let mut sink: ResultSink<LoadRow, Environment> = ResultSink::new("load", env, args.output.out.as_deref())?;
+    let mut sink: ResultSink<LoadRow, Environment> =
+        ResultSink::new("load", env, args.output.out.as_deref())?;
     let sink_cell = std::cell::RefCell::new(&mut sink);
     let result = run::run_all(
         &gpu,
         &plan,
         &file,
         |r| {
-            note(format!("{} {} run {}: {:.2} GB/s", r.path, r.state, r.run, r.gbps));
+            note(format!(
+                "{} {} run {}: {:.2} GB/s",
+                r.path, r.state, r.run, r.gbps
+            ));
             sink_cell.borrow_mut().push(r)
         },
         |s| sink_cell.borrow_mut().skip(s),
@@ -119,10 +133,17 @@ pub fn main(args: LoadArgs) -> Result<()> {
     drop(synthetic);
     sink.doc.notes = findings(&sink.doc.rows, gpu.arch.is_unified());
     sink.finish_run(&result, interrupted())?;
-    emit(&args, &sink.doc, || render(&sink.doc.rows, &sink.doc.skipped, &sink.doc.notes), &sink.doc.rows)?;
+    emit(
+        &args,
+        &sink.doc,
+        || render(&sink.doc.rows, &sink.doc.skipped, &sink.doc.notes),
+        &sink.doc.rows,
+    )?;
     result?;
     if sink.doc.rows.iter().any(|r| !r.checksum_ok) {
-        return Err(Error::Failed("a load path delivered data whose GPU checksum differs from the file's".into()));
+        return Err(Error::Failed(
+            "a load path delivered data whose GPU checksum differs from the file's".into(),
+        ));
     }
     sink.require_rows()
 }
@@ -144,7 +165,8 @@ fn emit<D: serde::Serialize, R: serde::Serialize>(
 }
 
 fn copies_main(args: &LoadArgs, gpu: &Gpu, env: Environment) -> Result<()> {
-    let mut sink: ResultSink<CopyRow, Environment> = ResultSink::new("load-copies", env, args.output.out.as_deref())?;
+    let mut sink: ResultSink<CopyRow, Environment> =
+        ResultSink::new("load-copies", env, args.output.out.as_deref())?;
     let cell = std::cell::RefCell::new(&mut sink);
     let guard = |s: Strategy, bytes: u64| guard(gpu, args.headroom, args.force, s, bytes);
     let result = copies::run_matrix(
@@ -159,8 +181,14 @@ fn copies_main(args: &LoadArgs, gpu: &Gpu, env: Environment) -> Result<()> {
     sink.finish_run(&result, interrupted())?;
     let text = || {
         let mut t = render_copies(&sink.doc.rows);
-        t.push_str(&crate::report::table::bullet_section("Skipped", &sink.doc.skipped));
-        t.push_str(&crate::report::table::bullet_section("Findings", &sink.doc.notes));
+        t.push_str(&crate::report::table::bullet_section(
+            "Skipped",
+            &sink.doc.skipped,
+        ));
+        t.push_str(&crate::report::table::bullet_section(
+            "Findings",
+            &sink.doc.notes,
+        ));
         t
     };
     emit(args, &sink.doc, text, &sink.doc.rows)?;
@@ -170,7 +198,13 @@ fn copies_main(args: &LoadArgs, gpu: &Gpu, env: Environment) -> Result<()> {
 
 /// The safety ceiling for `bytes` of `strategy`: None to go on (a warning printed under
 /// `--force`), Some(reason) to skip.
-pub(super) fn guard(gpu: &Gpu, headroom: u64, force: bool, s: Strategy, bytes: u64) -> Result<Option<String>> {
+pub(super) fn guard(
+    gpu: &Gpu,
+    headroom: u64,
+    force: bool,
+    s: Strategy,
+    bytes: u64,
+) -> Result<Option<String>> {
     let m = MemInfo::read().map_err(Error::Failed)?;
     let budget = Budget {
         unified: gpu.arch.is_unified(),
@@ -225,7 +259,14 @@ pub struct LabStep {
 
 /// The lab's load step: a synthetic `llama-3.1-8b` file of `size` bytes in `dir` through every
 /// supported path, cold and warm, `repeat` times, then the copy matrix up to `copies_max`.
-pub fn lab_step(gpu: &Gpu, dir: &Path, size: u64, copies_max: u64, repeat: u32, headroom: u64) -> Result<LabStep> {
+pub fn lab_step(
+    gpu: &Gpu,
+    dir: &Path,
+    size: u64,
+    copies_max: u64,
+    repeat: u32,
+    headroom: u64,
+) -> Result<LabStep> {
     let s = SyntheticFile::create(dir, "llama-3.1-8b", size, |_| {})?;
     let file = ModelFile::open(s.path())?;
     let (expected, _) = cpu_checksum(&file)?;
@@ -239,19 +280,21 @@ pub fn lab_step(gpu: &Gpu, dir: &Path, size: u64, copies_max: u64, repeat: u32, 
         force: false,
         expected,
     };
-    let mut step = LabStep {
-        rows: Vec::new(),
-        copies: Vec::new(),
-        skipped: Vec::new(),
-        findings: Vec::new(),
+    let (mut rows, mut copies, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let skip = std::cell::RefCell::new(&mut skipped);
+    let keep = |v: &mut Vec<_>, x| {
+        v.push(x);
+        Ok(())
     };
-    let cell = std::cell::RefCell::new(&mut step);
     run::run_all(
         gpu,
         &plan,
         &file,
-        |r| Ok(cell.borrow_mut().rows.push(r)),
-        |s| Ok(cell.borrow_mut().skipped.push(s)),
+        |r| keep(&mut rows, r),
+        |s| {
+            skip.borrow_mut().push(s);
+            Ok(())
+        },
     )?;
     drop(s);
     copies::run_matrix(
@@ -259,10 +302,21 @@ pub fn lab_step(gpu: &Gpu, dir: &Path, size: u64, copies_max: u64, repeat: u32, 
         copies_max,
         repeat,
         |st, b| guard(gpu, headroom, false, st, b),
-        |r| Ok(cell.borrow_mut().copies.push(r)),
-        |s| Ok(cell.borrow_mut().skipped.push(s)),
+        |r| {
+            copies.push(r);
+            Ok(())
+        },
+        |s| {
+            skip.borrow_mut().push(s);
+            Ok(())
+        },
     )?;
-    step.findings = findings(&step.rows, gpu.arch.is_unified());
-    step.findings.extend(copies::copy_findings(&step.copies));
-    Ok(step)
+    let mut notes = findings(&rows, gpu.arch.is_unified());
+    notes.extend(copies::copy_findings(&copies));
+    Ok(LabStep {
+        rows,
+        copies,
+        skipped,
+        findings: notes,
+    })
 }

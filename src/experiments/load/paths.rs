@@ -272,7 +272,13 @@ fn registered_file(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
         file: Some(ctx.file.path.clone()),
         ..Default::default()
     };
-    let reg = crate::memory::allocate(&ctx.gpu.ctx, &ctx.gpu.stream, Strategy::Registered, len, &opts)?;
+    let reg = crate::memory::allocate(
+        &ctx.gpu.ctx,
+        &ctx.gpu.stream,
+        Strategy::Registered,
+        len,
+        &opts,
+    )?;
     let src = reg.device_ptr() + ctx.file.data_offset;
     let c = &ctx.gpu.ctx;
     let first = per_tensor(ctx, dst, |d, s, n| Ok(dtod(c, d, src + s, n)?))?;
@@ -304,7 +310,8 @@ fn read_into_managed(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<()> {
         return Err(Error::Failed("managed memory has no host view".into()));
     };
     for piece in host[..n].chunks_mut(CHUNK as usize) {
-        f.read_exact(piece).map_err(|e| Error::io(&ctx.file.path, e))?;
+        f.read_exact(piece)
+            .map_err(|e| Error::io(&ctx.file.path, e))?;
     }
     Ok(())
 }

@@ -66,8 +66,12 @@ pub fn summarize(rows: &[LoadRow]) -> Vec<PathSummary> {
     }
     keys.into_iter()
         .filter_map(|(path, state)| {
-            let g: Vec<&LoadRow> = rows.iter().filter(|r| r.path == path && r.state == state).collect();
-            let of = |f: fn(&LoadRow) -> f64| Summary::of(&g.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let g: Vec<&LoadRow> = rows
+                .iter()
+                .filter(|r| r.path == path && r.state == state)
+                .collect();
+            let of =
+                |f: fn(&LoadRow) -> f64| Summary::of(&g.iter().map(|r| f(r)).collect::<Vec<_>>());
             Some(PathSummary {
                 gbps: of(|r| r.gbps)?,
                 wall_s: of(|r| r.wall_ms / 1e3)?,
@@ -109,7 +113,11 @@ pub fn render_table(rows: &[LoadRow]) -> String {
             fmt_bytes(s.last.min_mem_available_bytes),
             fmt_bytes(s.last.peak_rss_bytes),
             fmt_bytes(s.last.pinned_bytes),
-            if s.all_ok { "equal".into() } else { "MISMATCH".into() },
+            if s.all_ok {
+                "equal".into()
+            } else {
+                "MISMATCH".into()
+            },
             s.last.note.clone(),
         ]);
     }
@@ -238,14 +246,27 @@ mod tests {
             rows.push(row("read-copy", "cold", k, g / 3.0));
         }
         let t = render_table(&rows);
-        assert!(t.contains("| pinned-staging | cold  | 3 | 11.00 [10.00-12.00]"), "{t}");
+        assert!(
+            t.contains("| pinned-staging | cold  | 3 | 11.00 [10.00-12.00]"),
+            "{t}"
+        );
         let f = findings(&rows, false);
-        assert!(f[0].starts_with("cold: pinned-staging is fastest at 11.00 GB/s"), "{f:?}");
+        assert!(
+            f[0].starts_with("cold: pinned-staging is fastest at 11.00 GB/s"),
+            "{f:?}"
+        );
         assert!(f[0].contains("3.00x the next, read-copy"), "{f:?}");
         assert!(f[0].contains("slowest mmap-copy"), "{f:?}");
-        assert!(f.iter().any(|l| l.contains("grew the page cache by 1 GiB")), "{f:?}");
+        assert!(
+            f.iter().any(|l| l.contains("grew the page cache by 1 GiB")),
+            "{f:?}"
+        );
         rows[0].checksum_ok = false;
         assert!(render_table(&rows).contains("MISMATCH"));
-        assert!(findings(&rows, true).iter().any(|l| l.contains("not valid")));
+        assert!(
+            findings(&rows, true)
+                .iter()
+                .any(|l| l.contains("not valid"))
+        );
     }
 }

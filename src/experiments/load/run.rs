@@ -30,7 +30,12 @@ pub struct Plan<'a> {
 }
 
 /// Why `path` cannot run on this GPU and file (support, then the safety ceiling), if it cannot.
-pub fn why_not(gpu: &Gpu, plan: &Plan, file: &ModelFile, path: &PathInfo) -> Result<Option<String>> {
+pub fn why_not(
+    gpu: &Gpu,
+    plan: &Plan,
+    file: &ModelFile,
+    path: &PathInfo,
+) -> Result<Option<String>> {
     if let Err(why) = (path.supported)(gpu, file) {
         return Ok(Some(why));
     }
@@ -53,16 +58,22 @@ pub fn run_once(
     state: CacheState,
     run: u32,
 ) -> Result<LoadRow> {
-    let resident = prepare(&file.path, state, plan.drop_all && state == CacheState::Cold)?;
+    let resident = prepare(
+        &file.path,
+        state,
+        plan.drop_all && state == CacheState::Cold,
+    )?;
     let cached_before = cached_bytes();
-    let mut dst = allocate(&gpu.ctx, &gpu.stream, path.dest, file.data_bytes.max(16), &AllocOptions::default())?;
+    let mut dst = allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        path.dest,
+        file.data_bytes.max(16),
+        &AllocOptions::default(),
+    )?;
     let sampler = Sampler::start();
     let t0 = Instant::now();
-    let ctx = RunCtx {
-        gpu,
-        file,
-        t0,
-    };
+    let ctx = RunCtx { gpu, file, t0 };
     let loaded = (path.run)(&ctx, dst.as_mut());
     gpu.ctx.synchronize()?;
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;

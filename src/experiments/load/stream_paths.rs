@@ -19,7 +19,15 @@ use crate::memory::{AllocOptions, Allocation, Strategy, allocate};
 const ALIGN: u64 = 4096;
 
 fn pinned_pair(ctx: &RunCtx) -> Result<[Box<dyn Allocation>; 2]> {
-    let a = || allocate(&ctx.gpu.ctx, &ctx.gpu.stream, Strategy::Pinned, CHUNK, &AllocOptions::default());
+    let a = || {
+        allocate(
+            &ctx.gpu.ctx,
+            &ctx.gpu.stream,
+            Strategy::Pinned,
+            CHUNK,
+            &AllocOptions::default(),
+        )
+    };
     Ok([a()?, a()?])
 }
 
@@ -36,7 +44,10 @@ fn staged(
     let (Some(a), Some(b)) = (a.host_slice(), b.host_slice()) else {
         return Err(Error::Failed("pinned memory has no host view".into()));
     };
-    let (data_start, data_end) = (ctx.file.data_offset, ctx.file.data_offset + ctx.file.data_bytes);
+    let (data_start, data_end) = (
+        ctx.file.data_offset,
+        ctx.file.data_offset + ctx.file.data_bytes,
+    );
     let mut pos = start;
     let mut first_ms = None;
     staged_upload(
@@ -49,7 +60,10 @@ fn staged(
             let want = (CHUNK.min(data_end.div_ceil(ALIGN) * ALIGN - pos)) as usize;
             let got = read(&mut buf[..want], pos)? as u64;
             if got == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file ended early"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file ended early",
+                ));
             }
             let skip = data_start.saturating_sub(pos).min(got);
             let len = (pos + got).min(data_end) - (pos + skip);
@@ -73,7 +87,9 @@ fn staged(
 
 pub fn pinned_staging(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
     let f = File::open(&ctx.file.path).map_err(|e| Error::io(&ctx.file.path, e))?;
-    staged(ctx, dst, ctx.file.data_offset, |buf, pos| read_full(&f, buf, pos))
+    staged(ctx, dst, ctx.file.data_offset, |buf, pos| {
+        read_full(&f, buf, pos)
+    })
 }
 
 pub fn odirect_pinned(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {

@@ -29,7 +29,9 @@ pub fn scaled_tensors(preset: &str, size: u64) -> Result<Vec<(String, u64)>> {
     let layout = from_architecture(&model.architecture(), Precision::Bf16, None);
     let total: u64 = layout.tensors.iter().map(|t| t.bytes).sum();
     if total == 0 {
-        return Err(Error::usage(format!("--preset {preset}: the model has no tensors")));
+        return Err(Error::usage(format!(
+            "--preset {preset}: the model has no tensors"
+        )));
     }
     let f = size as f64 / total as f64;
     Ok(layout
@@ -68,12 +70,10 @@ pub fn header_for(tensors: &[(String, u64)], preset: &str) -> (Vec<u8>, u64) {
 
 /// Fills `buf` with the content of data bytes starting at `offset` (a multiple of 8).
 fn content(buf: &mut [u8], offset: u64) {
-    let mut i = offset / 8;
-    for c in buf.chunks_mut(8) {
+    for (i, c) in (offset / 8..).zip(buf.chunks_mut(8)) {
         let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 31)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
         c.copy_from_slice(&z.to_le_bytes()[..c.len()]);
-        i += 1;
     }
 }
 
@@ -91,7 +91,12 @@ impl SyntheticFile {
 
     /// Writes `preset` scaled to `size` into `dir` (checked first), `fdatasync`ed so that its
     /// pages are clean and can be evicted. `progress` gets the bytes written so far.
-    pub fn create(dir: &Path, preset: &str, size: u64, mut progress: impl FnMut(u64)) -> Result<SyntheticFile> {
+    pub fn create(
+        dir: &Path,
+        preset: &str,
+        size: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<SyntheticFile> {
         let tensors = scaled_tensors(preset, size)?;
         let (header, data) = header_for(&tensors, preset);
         let total = 8 + header.len() as u64 + data;
@@ -105,7 +110,8 @@ impl SyntheticFile {
         let path = file.path().to_path_buf();
         let io = |e| Error::io(&path, e);
         let f = file.as_file_mut();
-        f.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
+        f.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io)?;
         f.write_all(&header).map_err(io)?;
         let mut buf = vec![0u8; BLOCK];
         let mut done = 0u64;
@@ -135,7 +141,8 @@ fn check_dir(dir: &Path, bytes: u64) -> Result<()> {
             dir.display()
         )));
     }
-    let tmpfs = nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+    let tmpfs = nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
     if tmpfs {
         return Err(Error::usage(format!(
             "--dir {} is on tmpfs, whose pages cannot be evicted (no cold load): give --dir on a disk filesystem",
@@ -170,7 +177,10 @@ mod tests {
         let t = scaled_tensors("llama-3.1-8b", 64 * MIB).unwrap();
         let (h, data) = header_for(&t, "llama-3.1-8b");
         assert!(t.len() > 100, "{}", t.len());
-        assert!((data as f64 - (64 * MIB) as f64).abs() < 0.01 * (64 * MIB) as f64, "{data}");
+        assert!(
+            (data as f64 - (64 * MIB) as f64).abs() < 0.01 * (64 * MIB) as f64,
+            "{data}"
+        );
         let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(&h);
         bytes.resize(bytes.len() + data as usize, 0);
