@@ -118,7 +118,7 @@ pub struct Stage {
 /// device (for "time to first tensor"; that one wait is the only break in the overlap).
 pub fn staged_upload(
     stream: &Stream,
-    bufs: [&mut [u8]; 2],
+    mut bufs: [&mut [u8]; 2],
     mut next: impl FnMut(&mut [u8]) -> std::io::Result<Option<Stage>>,
     first_after: u64,
     mut first: impl FnMut(),
@@ -126,8 +126,6 @@ pub fn staged_upload(
     let ctx = stream.context();
     let events = [Event::new(ctx)?, Event::new(ctx)?];
     let mut used = [false, false];
-    let [a, b] = bufs;
-    let mut bufs = [a, b];
     let mut k = 0usize;
     let mut sent = 0u64;
     let mut first_done = false;

@@ -12,7 +12,7 @@ use super::monitor::{Sampler, cached_bytes, prepare};
 use super::paths::{PathInfo, RunCtx};
 use super::render::LoadRow;
 use crate::driver::checksum::Checksum;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::experiments::{Gpu, check_interrupt};
 use crate::memory::{AllocOptions, allocate};
 use crate::units::gbps;
@@ -117,10 +117,19 @@ pub fn run_all(
             skip(format!("{}: {why}", path.key))?;
             continue;
         }
-        for &state in plan.states {
+        'path: for &state in plan.states {
             for run in 1..=plan.repeat {
                 check_interrupt()?;
-                push(run_once(gpu, plan, file, &checksum, path, state, run)?)?;
+                match run_once(gpu, plan, file, &checksum, path, state, run) {
+                    Ok(row) => push(row)?,
+                    // The attributes allowed it and the driver refused (cuMemHostRegister on
+                    // GB10, antirez/ds4 PR #158): a skip with the driver's words, not a failure.
+                    Err(Error::Driver(e)) if e.is_not_supported() => {
+                        skip(format!("{}: the driver refused it ({e})", path.key))?;
+                        break 'path;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
