@@ -1,12 +1,12 @@
 //! On a GPU host: the checksum kernel equals its host mirror (tails included) and catches one
-//! changed byte; the lab's load step moves a synthetic llama-shaped file into device memory by
+//! changed byte, and the copy kernel moves every byte at any alignment; the lab's load step moves a synthetic llama-shaped file into device memory by
 //! every supported path, cold and warm, with the GPU checksum equal to the file's for every run,
 //! skipped paths named with a reason, and the copy matrix measured; `load` through the binary
 //! writes rows whose checksums match and leaves no synthetic file behind.
 
 mod common;
 
-use cumemlab::driver::checksum::{Checksum, host_checksum};
+use cumemlab::driver::load_kernels::{LoadKernels, host_checksum};
 use cumemlab::experiments::load::{self, PATHS};
 use cumemlab::memory::safety::DEFAULT_HEADROOM;
 use cumemlab::memory::{AllocOptions, Strategy, allocate};
@@ -32,15 +32,41 @@ fn checksum_kernel_matches_the_host_and_catches_a_changed_byte() {
     )
     .unwrap();
     gpu.kernels.upload(buf.device_ptr(), &data).unwrap();
-    let k = Checksum::new(&gpu.kernels).unwrap();
+    let k = LoadKernels::new(&gpu.kernels).unwrap();
     for len in [n, n - 5, 16, 7, 0] {
-        let (_, sum) = k.run(&gpu.stream, buf.device_ptr(), len as u64).unwrap();
+        let (_, sum) = k
+            .checksum(&gpu.stream, buf.device_ptr(), len as u64)
+            .unwrap();
         assert_eq!(sum, host_checksum(&data[..len], 0), "length {len}");
+    }
+    // The copy kernel at aligned, 8-byte and odd offsets moves every byte.
+    let out = allocate(
+        &gpu.ctx,
+        &gpu.stream,
+        Strategy::Device,
+        n as u64,
+        &AllocOptions::default(),
+    )
+    .unwrap();
+    for (d, s) in [(0usize, 0usize), (8, 24), (3, 5)] {
+        let len = n - 32;
+        k.copy(
+            &gpu.stream,
+            out.device_ptr() + d as u64,
+            buf.device_ptr() + s as u64,
+            len as u64,
+        )
+        .unwrap();
+        let mut back = vec![0u8; len];
+        gpu.kernels
+            .download(out.device_ptr() + d as u64, &mut back)
+            .unwrap();
+        assert!(back == data[s..s + len], "copy at dst+{d}, src+{s}");
     }
     gpu.kernels
         .upload(buf.device_ptr() + 1_000_000, &[data[1_000_000] ^ 1])
         .unwrap();
-    let (_, changed) = k.run(&gpu.stream, buf.device_ptr(), n as u64).unwrap();
+    let (_, changed) = k.checksum(&gpu.stream, buf.device_ptr(), n as u64).unwrap();
     assert_ne!(changed, host_checksum(&data, 0));
 }
 

@@ -61,7 +61,7 @@ fn a_real_header_is_parsed_and_checksummed() {
     assert_eq!(header["model.norm.weight"]["dtype"], "F32");
     let data = &bytes[8 + n..];
     assert_eq!(data.len(), 144);
-    let sum = cumemlab::driver::checksum::host_checksum(data, 0);
+    let sum = cumemlab::driver::load_kernels::host_checksum(data, 0);
     assert!(out.contains("3 tensors"), "{out}");
     assert!(out.contains(&format!("offset {}", 8 + n)), "{out}");
     assert!(out.contains(&format!("checksum {sum:#018x}")), "{out}");

@@ -84,15 +84,6 @@ pub fn dtoh_chunks(
     finish(ctx, stream, result)
 }
 
-/// Device-to-device copy of `bytes` bytes (also from a mapped host address: registered memory's
-/// device pointer, or a pageable address where the GPU reads pageable memory), then a context
-/// synchronise.
-pub fn dtod(ctx: &Context, dst: DevicePtr, src: DevicePtr, bytes: u64) -> Result<()> {
-    // SAFETY: the caller's memory holds `bytes` bytes at `src` and at `dst`, not overlapping.
-    let r = unsafe { cu!(ctx.driver(), cuMemcpyDtoD_v2(dst, src, bytes as usize)) };
-    finish(ctx, None, r)
-}
-
 /// Waits for the copies (the stream, or the whole context for synchronous calls, which may still
 /// run on the device for device-to-device copies) and returns the first error.
 fn finish(ctx: &Context, stream: Option<&Stream>, result: Result<()>) -> Result<()> {

@@ -11,12 +11,12 @@
 
 pub mod sys;
 
-pub mod checksum;
 mod context;
 pub mod copy;
 mod device;
 mod error;
 mod kernels;
+pub mod load_kernels;
 
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};

@@ -32,7 +32,7 @@ pub use synthetic::{PREFIX, SyntheticFile};
 
 use super::env::Environment;
 use super::{Gpu, interrupted, require_driver};
-use crate::driver::checksum::host_checksum_parallel;
+use crate::driver::load_kernels::host_checksum_parallel;
 use crate::error::{Error, Result};
 use crate::host::MemInfo;
 use crate::memory::Strategy;

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use super::header::ModelFile;
 use super::stream_paths;
-use crate::driver::copy::{dtod, htod_chunks};
+use crate::driver::copy::htod_chunks;
+use crate::driver::load_kernels::LoadKernels;
 use crate::error::{Error, Result};
 use crate::experiments::Gpu;
 use crate::memory::filemap::FileMap;
@@ -27,6 +28,8 @@ pub struct RunCtx<'a> {
     pub gpu: &'a Gpu,
     pub file: &'a ModelFile,
     pub t0: Instant,
+    /// The device-side copy kernel.
+    pub k: &'a LoadKernels,
 }
 
 impl RunCtx<'_> {
@@ -141,7 +144,7 @@ pub const PATHS: &[PathInfo] = &[
     },
     PathInfo {
         key: "registered-file",
-        description: "mmap the file, cuMemHostRegister it (read-only where supported), device-side copy of each tensor",
+        description: "mmap the file, cuMemHostRegister it (read-only where supported), a copy kernel reads each tensor over the bus",
         dest: Strategy::Device,
         supported: registered_ok,
         pins: Pins::WholeFile,
@@ -157,7 +160,7 @@ pub const PATHS: &[PathInfo] = &[
     },
     PathInfo {
         key: "pageable-direct",
-        description: "the GPU reads the file's mapping itself (copy of each tensor from the pageable address)",
+        description: "a copy kernel reads each tensor from the file's plain mapping (the GPU reads pageable memory)",
         dest: Strategy::Device,
         supported: pageable_ok,
         pins: Pins::None,
@@ -280,8 +283,9 @@ fn registered_file(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
         &opts,
     )?;
     let src = reg.device_ptr() + ctx.file.data_offset;
-    let c = &ctx.gpu.ctx;
-    let first = per_tensor(ctx, dst, |d, s, n| Ok(dtod(c, d, src + s, n)?))?;
+    let first = per_tensor(ctx, dst, |d, s, n| {
+        Ok(ctx.k.copy(&ctx.gpu.stream, d, src + s, n).map(|_| ())?)
+    })?;
     Ok(Loaded {
         first_ms: first,
         pinned_bytes: len,
@@ -292,8 +296,9 @@ fn registered_file(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
 fn pageable_direct(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
     let m = map(ctx)?;
     let src = m.device_ptr() + ctx.file.data_offset;
-    let c = &ctx.gpu.ctx;
-    let first = per_tensor(ctx, dst, |d, s, n| Ok(dtod(c, d, src + s, n)?))?;
+    let first = per_tensor(ctx, dst, |d, s, n| {
+        Ok(ctx.k.copy(&ctx.gpu.stream, d, src + s, n).map(|_| ())?)
+    })?;
     Ok(Loaded {
         first_ms: first,
         ..Loaded::default()

@@ -2,7 +2,7 @@
 //! will take (device or managed destination, pinned host memory), the page-cache state, the
 //! timed run with the host sampler, then the checksum kernel compared with the file's checksum.
 //! Every allocation is freed before the next run; the interrupt flag is checked between runs.
-//! Imports: the paths registry, the monitor, the driver's checksum, the memory layer's guards.
+//! Imports: the paths registry, the monitor, the driver's load kernels, the memory layer's guards.
 
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use super::header::ModelFile;
 use super::monitor::{Sampler, cached_bytes, prepare};
 use super::paths::{PathInfo, RunCtx};
 use super::render::LoadRow;
-use crate::driver::checksum::Checksum;
+use crate::driver::load_kernels::LoadKernels;
 use crate::error::{Error, Result};
 use crate::experiments::{Gpu, check_interrupt};
 use crate::memory::{AllocOptions, allocate};
@@ -53,7 +53,7 @@ pub fn run_once(
     gpu: &Gpu,
     plan: &Plan,
     file: &ModelFile,
-    checksum: &Checksum,
+    k: &LoadKernels,
     path: &PathInfo,
     state: CacheState,
     run: u32,
@@ -73,14 +73,14 @@ pub fn run_once(
     )?;
     let sampler = Sampler::start();
     let t0 = Instant::now();
-    let ctx = RunCtx { gpu, file, t0 };
+    let ctx = RunCtx { gpu, file, t0, k };
     let loaded = (path.run)(&ctx, dst.as_mut());
     gpu.ctx.synchronize()?;
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
     let extremes = sampler.stop();
     let loaded = loaded?;
     let cache_growth = cached_bytes() as i64 - cached_before as i64;
-    let (kernel_ms, sum) = checksum.run(&gpu.stream, dst.device_ptr(), file.data_bytes)?;
+    let (kernel_ms, sum) = k.checksum(&gpu.stream, dst.device_ptr(), file.data_bytes)?;
     dst.free()?;
     Ok(LoadRow {
         path: path.key.into(),
@@ -111,7 +111,7 @@ pub fn run_all(
     mut push: impl FnMut(LoadRow) -> Result<()>,
     mut skip: impl FnMut(String) -> Result<()>,
 ) -> Result<()> {
-    let checksum = Checksum::new(&gpu.kernels)?;
+    let k = LoadKernels::new(&gpu.kernels)?;
     for path in plan.paths {
         if let Some(why) = why_not(gpu, plan, file, path)? {
             skip(format!("{}: {why}", path.key))?;
@@ -120,7 +120,7 @@ pub fn run_all(
         'path: for &state in plan.states {
             for run in 1..=plan.repeat {
                 check_interrupt()?;
-                match run_once(gpu, plan, file, &checksum, path, state, run) {
+                match run_once(gpu, plan, file, &k, path, state, run) {
                     Ok(row) => push(row)?,
                     // The attributes allowed it and the driver refused (cuMemHostRegister on
                     // GB10, antirez/ds4 PR #158): a skip with the driver's words, not a failure.

@@ -1,10 +1,12 @@
-//! The `checksum` kernel (kernels/checksum.cu) and its exact host mirror, for `cumemlab load`:
-//! the sum of the data on the GPU must equal the sum of the file's bytes computed on the CPU, so
-//! a load path that skipped or misplaced bytes is caught. The sum is position-dependent (each
-//! 64-bit word is mixed with its index), so a tensor copied to the wrong offset changes it.
+//! The kernels only `cumemlab load` uses: `checksum` (kernels/checksum.cu) with its exact host
+//! mirror, and `copy` (kernels/load_copy.cu). The sum of the data on the GPU must equal the sum
+//! of the file's bytes computed on the CPU, so a load path that skipped or misplaced bytes is
+//! caught: the sum is position-dependent (each 64-bit word is mixed with its index), so a tensor
+//! copied to the wrong offset changes it. `copy` is the device-side copy of the mapped paths
+//! (the GPU reads registered or pageable host memory itself).
 //!
-//! It lives in its own file (not in kernels.rs) because only `load` uses it; it borrows the
-//! loaded module through [`Kernels::raw_function`] and owns its 8-byte result buffer.
+//! They live in their own file (not in kernels.rs) because only `load` uses them; they borrow the
+//! loaded module through [`Kernels::raw_function`], and the checksum owns its 8-byte result.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -65,47 +67,100 @@ pub fn host_checksum_parallel(data: &[u8]) -> u64 {
     })
 }
 
-/// The checksum kernel, ready to launch, with its result buffer.
-pub struct Checksum {
+/// The load kernels, ready to launch, with the checksum's result buffer.
+pub struct LoadKernels {
     ctx: Arc<Context>,
-    raw: sys::CUfunction,
-    grid: u32,
+    checksum: (sys::CUfunction, u32),
+    copy: (sys::CUfunction, u32),
     out: DevicePtr,
 }
 
 const BLOCK: u32 = 256;
 
-impl Checksum {
-    /// Looks the kernel up in the loaded module and allocates its 8-byte result.
-    pub fn new(kernels: &Kernels) -> Result<Checksum> {
+/// `name` from the module with its occupancy grid of [`BLOCK`]-thread blocks.
+fn function(kernels: &Kernels, ctx: &Context, name: &str) -> Result<(sys::CUfunction, u32)> {
+    let raw = kernels.raw_function(name)?;
+    let mut per_sm = 0i32;
+    // SAFETY: `raw` is a function of this context; `per_sm` is an out-pointer.
+    unsafe {
+        cu!(
+            ctx.driver(),
+            cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, BLOCK as i32, 0)
+        )
+    }?;
+    let sms = ctx
+        .device()
+        .attribute(sys::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+    let grid = (sms.max(1) * i64::from(per_sm.max(1))).min(i64::from(i32::MAX)) as u32;
+    Ok((raw, grid))
+}
+
+impl LoadKernels {
+    /// Looks the kernels up in the loaded module and allocates the checksum's 8-byte result.
+    pub fn new(kernels: &Kernels) -> Result<LoadKernels> {
         let ctx = kernels.context().clone();
-        let raw = kernels.raw_function("cml_checksum")?;
-        let mut per_sm = 0i32;
-        // SAFETY: `raw` is a function of this context; `per_sm` is an out-pointer.
-        unsafe {
-            cu!(
-                ctx.driver(),
-                cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, BLOCK as i32, 0)
-            )
-        }?;
-        let sms = ctx
-            .device()
-            .attribute(sys::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
-        let grid = (sms.max(1) * i64::from(per_sm.max(1))).min(i64::from(i32::MAX)) as u32;
+        let checksum = function(kernels, &ctx, "cml_checksum")?;
+        let copy = function(kernels, &ctx, "cml_copy")?;
         let mut out: DevicePtr = 0;
         // SAFETY: `out` is a valid out-pointer; the context is current.
         unsafe { cu!(ctx.driver(), cuMemAlloc_v2(&mut out, 8)) }?;
-        Ok(Checksum {
+        Ok(LoadKernels {
             ctx,
-            raw,
-            grid,
+            checksum,
+            copy,
             out,
         })
     }
 
+    /// Launches `f` on `stream` with `params` and waits for it; GPU ms.
+    fn launch(
+        &self,
+        f: (sys::CUfunction, u32),
+        stream: &Stream,
+        params: &mut [*mut c_void],
+    ) -> Result<f64> {
+        Ok(stream
+            .timed(|st| {
+                // SAFETY: each caller passes one pointer per parameter of `f`, of its types; the
+                // function and stream are live.
+                unsafe {
+                    cu!(
+                        self.ctx.driver(),
+                        cuLaunchKernel(
+                            f.0,
+                            f.1,
+                            1,
+                            1,
+                            BLOCK,
+                            1,
+                            1,
+                            0,
+                            st.raw(),
+                            params.as_mut_ptr(),
+                            std::ptr::null_mut()
+                        )
+                    )
+                }
+            })?
+            .0)
+    }
+
+    /// The GPU copies `bytes` bytes from `src` to `dst` (device-readable and device memory of the
+    /// caller's, not overlapping: a registered range's device address, or a pageable address
+    /// where the device reads pageable memory); GPU ms.
+    pub fn copy(&self, stream: &Stream, dst: DevicePtr, src: DevicePtr, bytes: u64) -> Result<f64> {
+        let (mut d, mut s, mut n) = (dst, src, bytes);
+        let mut params: [*mut c_void; 3] = [
+            (&mut d as *mut DevicePtr).cast(),
+            (&mut s as *mut DevicePtr).cast(),
+            (&mut n as *mut u64).cast(),
+        ];
+        self.launch(self.copy, stream, &mut params)
+    }
+
     /// The checksum of `bytes` bytes of device-readable memory at `ptr` (16-byte aligned), on
     /// `stream`; returns (GPU ms, checksum).
-    pub fn run(&self, stream: &Stream, ptr: DevicePtr, bytes: u64) -> Result<(f64, u64)> {
+    pub fn checksum(&self, stream: &Stream, ptr: DevicePtr, bytes: u64) -> Result<(f64, u64)> {
         if !ptr.is_multiple_of(16) {
             return Err(super::Error::Invalid(format!(
                 "checksum: buffer address {ptr:#x} is not 16-byte aligned"
@@ -125,28 +180,7 @@ impl Checksum {
             (&mut n as *mut u64).cast(),
             (&mut o as *mut DevicePtr).cast(),
         ];
-        let (ms, ()) = stream.timed(|st| {
-            // SAFETY: the parameters match `cml_checksum(const uint8_t*, uint64_t, unsigned long
-            // long*)`; the caller's memory holds `bytes` bytes at `ptr`; function and stream live.
-            unsafe {
-                cu!(
-                    self.ctx.driver(),
-                    cuLaunchKernel(
-                        self.raw,
-                        self.grid,
-                        1,
-                        1,
-                        BLOCK,
-                        1,
-                        1,
-                        0,
-                        st.raw(),
-                        params.as_mut_ptr(),
-                        std::ptr::null_mut()
-                    )
-                )
-            }
-        })?;
+        let ms = self.launch(self.checksum, stream, &mut params)?;
         let mut sum = 0u64;
         // SAFETY: `sum` is 8 bytes of host memory; `out` holds 8 bytes; the kernel finished.
         unsafe {
@@ -159,7 +193,7 @@ impl Checksum {
     }
 }
 
-impl Drop for Checksum {
+impl Drop for LoadKernels {
     fn drop(&mut self) {
         // SAFETY: `out` came from cuMemAlloc and is freed once.
         if let Err(e) = unsafe { cu!(self.ctx.driver(), cuMemFree_v2(self.out)) } {
