@@ -257,6 +257,34 @@ pub fn copy_findings(rows: &[CopyRow]) -> Vec<String> {
     out
 }
 
+/// How close the fastest warm load came to the bus: a single pinned `HtoD` copy of the largest
+/// total is what the host-to-device link gives; a path below it loses time in its own steps
+/// (reading, pinning, page faults), one near it is limited by the link (PCIe on a discrete card).
+pub fn bus_finding(loads: &[super::LoadRow], copies: &[CopyRow]) -> Option<String> {
+    let best = super::render::summarize(loads)
+        .into_iter()
+        .filter(|s| s.state == "warm")
+        .max_by(|a, b| a.gbps.median.total_cmp(&b.gbps.median))?;
+    let bus = copies
+        .iter()
+        .filter(|c| c.direction == "HtoD" && c.host_memory == "pinned" && c.pieces == 1)
+        .max_by_key(|c| c.total_bytes)?;
+    let share = best.gbps.median / bus.gbps_median.max(1e-9);
+    Some(format!(
+        "The fastest warm load ({}, {:.2} GB/s) reached {:.0}% of one pinned HtoD copy of {} ({:.2} GB/s): {}.",
+        best.path,
+        best.gbps.median,
+        100.0 * share,
+        fmt_bytes(bus.total_bytes),
+        bus.gbps_median,
+        if share >= 0.8 {
+            "the host-to-device link is the limit, not the path"
+        } else {
+            "the path's own steps (reads, pinning, page faults) cost more than the link"
+        }
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +302,62 @@ mod tests {
         assert!(c.iter().all(|&(p, t)| t / p <= MAX_PIECES && t % p == 0));
         let small = cells(MIB);
         assert_eq!(small, vec![(4 * KIB, MIB), (64 * KIB, MIB), (MIB, MIB)]);
+    }
+
+    fn cell(host: &str, piece: u64, total: u64, gbps: f64) -> CopyRow {
+        let ms = total as f64 / gbps / 1e6;
+        row(
+            "HtoD",
+            host,
+            "sync",
+            piece,
+            total,
+            &[ms, ms * 1.1, ms * 0.9],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn copy_table_and_findings() {
+        let rows = vec![
+            cell("pageable", 4 * KIB, 16 * MIB, 0.5),
+            cell("pinned", 4 * KIB, 16 * MIB, 2.0),
+            cell("pinned", GIB, GIB, 50.0),
+        ];
+        let t = render_copies(&rows);
+        let want = "| HtoD      | pageable    | sync | 4 KiB | 16 MiB | 4096   | 3 | 0.50 [0.45-0.56]      | 33.554    |";
+        assert!(t.lines().any(|l| l == want), "{t}");
+        let f = copy_findings(&rows);
+        assert_eq!(
+            f,
+            vec!["HtoD 16 MiB total in 4096 pieces of 4 KiB: pinned 2.00 GB/s, pageable 0.50 GB/s (4.0x).".to_string()]
+        );
+        let mut load = crate::experiments::load::LoadRow {
+            path: "pinned-staging".into(),
+            state: "warm".into(),
+            run: 1,
+            data_bytes: GIB,
+            tensors: 1,
+            resident_before_bytes: GIB,
+            wall_ms: 30.0,
+            gbps: 45.0,
+            first_tensor_ms: 1.0,
+            cache_growth_bytes: 0,
+            min_mem_available_bytes: 0,
+            peak_rss_bytes: 0,
+            pinned_bytes: 0,
+            kernel_ms: 0.0,
+            checksum_ok: true,
+            note: String::new(),
+        };
+        let b = bus_finding(std::slice::from_ref(&load), &rows).unwrap();
+        assert!(
+            b.contains(
+                "reached 90% of one pinned HtoD copy of 1 GiB (50.00 GB/s): the host-to-device link"
+            ),
+            "{b}"
+        );
+        load.gbps = 10.0;
+        assert!(bus_finding(&[load], &rows).unwrap().contains("own steps"));
     }
 }

@@ -313,6 +313,7 @@ pub fn lab_step(
     )?;
     let mut notes = findings(&rows, gpu.arch.is_unified());
     notes.extend(copies::copy_findings(&copies));
+    notes.extend(copies::bus_finding(&rows, &copies));
     Ok(LabStep {
         rows,
         copies,
