@@ -64,6 +64,23 @@ fn open_file(args: &LoadArgs) -> Result<(ModelFile, Option<SyntheticFile>)> {
     Ok((m, Some(s)))
 }
 
+fn file_len(p: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len())
+}
+
+/// A warm run needs the whole file in the page cache: refuse a file larger than MemAvailable.
+fn warm_fits(bytes: u64) -> Result<()> {
+    let avail = MemInfo::read().map_err(Error::Failed)?.mem_available;
+    if bytes > avail {
+        return Err(Error::usage(format!(
+            "a warm load of {} cannot have the file in the page cache (MemAvailable is {}): give a smaller --size or --states cold",
+            fmt_bytes(bytes),
+            fmt_bytes(avail)
+        )));
+    }
+    Ok(())
+}
+
 /// The CPU checksum of the data section, and its host ms.
 fn cpu_checksum(file: &ModelFile) -> Result<(u64, f64)> {
     let t = Instant::now();
@@ -102,6 +119,9 @@ pub fn main(args: LoadArgs) -> Result<()> {
     let env = Environment::collect(Some(&[args.device]));
     if args.copies {
         return copies_main(&args, &gpu, env);
+    }
+    if states.contains(&CacheState::Warm) {
+        warm_fits(args.file.as_ref().map_or(Ok(args.size), |p| file_len(p))?)?;
     }
     let (file, synthetic) = open_file(&args)?;
     let (expected, _) = cpu_checksum(&file)?;
