@@ -167,8 +167,11 @@ mod tests {
                 let mut pos = start;
                 while pos < data_end {
                     let w = want(pos, data_end, 8192);
-                    if start % ALIGN == 0 {
-                        assert!(w % ALIGN == 0 && pos % ALIGN == 0, "O_DIRECT alignment");
+                    if start.is_multiple_of(ALIGN) {
+                        assert!(
+                            w.is_multiple_of(ALIGN) && pos.is_multiple_of(ALIGN),
+                            "O_DIRECT alignment"
+                        );
                     }
                     let got = w.min(data_end - pos);
                     let (skip, len, off) = place(pos, got, data_start, data_end);
