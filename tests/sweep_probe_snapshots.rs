@@ -1,8 +1,9 @@
 //! Snapshot tests of the `sweep` and `probe` renderers (issue 13): the text tables and findings
 //! of committed result files, and the CSV headers, compared with the expected files under
-//! tests/fixtures/snapshots, so any change of output is seen in review. After an intended change,
-//! `CUMEMLAB_UPDATE_SNAPSHOTS=1 cargo test --test sweep_probe_snapshots` rewrites the files;
-//! review their diff before committing.
+//! tests/fixtures/snapshots (`common::snapshot`), so any change of output is seen in review. After
+//! an intended change, `UPDATE_SNAPSHOTS=1 cargo test --test sweep_probe_snapshots` rewrites the
+//! files; review their diff before committing. The expected files were first written by the build
+//! before the split and the typed rows (7ba1fe7), so they also show that output did not change.
 
 mod common;
 
@@ -13,36 +14,6 @@ use cumemlab::experiments::probe::{self, ProbeRow};
 use cumemlab::experiments::sweep::{self, SweepRow};
 use cumemlab::report::ResultSink;
 use cumemlab::report::sink::{read_document, to_csv};
-
-/// `actual` equals the snapshot `name`, or (with CUMEMLAB_UPDATE_SNAPSHOTS=1) becomes it.
-fn snapshot(name: &str, actual: &str) {
-    let path = common::repo().join("tests/fixtures/snapshots").join(name);
-    if std::env::var_os("CUMEMLAB_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (CUMEMLAB_UPDATE_SNAPSHOTS=1 writes it)",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{name} differs from {} at line {}:\n  expected: {:?}\n  actual:   {:?}\n(CUMEMLAB_UPDATE_SNAPSHOTS=1 rewrites the snapshot after an intended change)",
-            path.display(),
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line)
-        );
-    }
-}
 
 fn repo_file(rel: &str) -> std::path::PathBuf {
     common::repo().join(rel)
@@ -56,10 +27,10 @@ fn sweep_doc(rel: &str) -> sweep::SweepDoc {
 fn sweep_text_of_the_h200_runs() {
     // n = 3 fresh allocations, today's build (docs/results/h200-2026-11-30-call1).
     let doc = sweep_doc("docs/results/h200-2026-11-30-call1/sweep.json");
-    snapshot("sweep-h200-call1.txt", &sweep::render(&doc));
+    common::snapshot("sweep-h200-call1.txt", &sweep::render(&doc));
     // The first H200 run: one sample per phase, rows written before --repeat.
     let doc = sweep_doc("tests/fixtures/results/h200-raw/sweep.json");
-    snapshot("sweep-h200-raw.txt", &sweep::render(&doc));
+    common::snapshot("sweep-h200-raw.txt", &sweep::render(&doc));
 }
 
 #[test]
@@ -71,7 +42,7 @@ fn sweep_text_of_the_n3_fixture() {
     for r in rows {
         sink.push(r).unwrap();
     }
-    snapshot("sweep-n3-fixture.txt", &sweep::render(&sink.doc));
+    common::snapshot("sweep-n3-fixture.txt", &sweep::render(&sink.doc));
 }
 
 #[test]
@@ -87,7 +58,7 @@ fn probe_text_of_the_h200_runs() {
         ),
     ] {
         let doc = read_document::<ProbeRow, Environment>(&repo_file(rel)).unwrap();
-        snapshot(name, &probe::render(&doc));
+        common::snapshot(name, &probe::render(&doc));
     }
 }
 
@@ -98,10 +69,10 @@ fn csv_headers() {
         format!("{}\n", text.lines().next().unwrap())
     };
     let s = sweep_doc("docs/results/h200-2026-11-30-call1/sweep.json");
-    snapshot("sweep-header.csv", &header(to_csv(&s.rows).unwrap()));
+    common::snapshot("sweep-csv-header.txt", &header(to_csv(&s.rows).unwrap()));
     let p = read_document::<ProbeRow, Environment>(&repo_file(
         "docs/results/h200-2026-11-30-call1/probe.json",
     ))
     .unwrap();
-    snapshot("probe-header.csv", &header(to_csv(&p.rows).unwrap()));
+    common::snapshot("probe-csv-header.txt", &header(to_csv(&p.rows).unwrap()));
 }
