@@ -2,7 +2,7 @@
 //! groups by component, the totals, the fragmentation result, and the findings written from the
 //! measured numbers; plus the `--dry-run` view of a layout.
 
-use super::{Layout, LayoutDoc, LayoutRow, Strategy, Totals, phase, summarize};
+use super::{AllocRow, Layout, LayoutDoc, LayoutRow, RowData, Totals, summarize};
 use crate::report::new_table;
 use crate::stats::Summary;
 use crate::units::{GB, GIB, MIB, fmt_bytes};
@@ -64,15 +64,23 @@ pub fn render(doc: &LayoutDoc) -> String {
         out.push_str(&format!("{n}\n"));
     }
     out.push('\n');
-    let allocs: Vec<&LayoutRow> = rows.iter().filter(|r| r.phase == phase::ALLOC).collect();
-    if !allocs.is_empty() {
-        let strategy = &allocs[0].strategy;
-        let freed = |i: Option<u64>, ph: &str| {
-            rows.iter()
-                .find(|r| r.phase == ph && r.index == i)
-                .and_then(|r| r.free_ms)
+    let allocs: Vec<&AllocRow> = rows
+        .iter()
+        .filter_map(|r| match &r.data {
+            RowData::Alloc(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    if let Some(first) = rows.iter().find(|r| matches!(r.data, RowData::Alloc(_))) {
+        let strategy = first.strategy;
+        let freed = |i: u64, at_cleanup: bool| {
+            rows.iter().find_map(|r| match &r.data {
+                RowData::Free(f) if !at_cleanup && f.index == i => Some(f.free_ms),
+                RowData::Cleanup(f) if at_cleanup && f.index == i => Some(f.free_ms),
+                _ => None,
+            })
         };
-        let any_mapped = allocs.iter().any(|r| r.mapped_bytes != Some(r.bytes));
+        let any_mapped = allocs.iter().any(|r| r.mapped_bytes != r.bytes);
         let any_touch = allocs.iter().any(|r| r.touch_ms.is_some());
         let any_prefetch = allocs.iter().any(|r| r.prefetch_ms.is_some());
         let mut header = vec!["#", "tensor", "dtype", "size", "GB (1e9)"];
@@ -88,10 +96,10 @@ pub fn render(doc: &LayoutDoc) -> String {
         }
         header.extend(["freed by pattern, ms", "freed at cleanup, ms"]);
         let mut t = new_table(&header);
-        let shown: Vec<Option<&LayoutRow>> = if allocs.len() <= FULL_LIST_MAX {
+        let shown: Vec<Option<&AllocRow>> = if allocs.len() <= FULL_LIST_MAX {
             allocs.iter().map(|r| Some(*r)).collect()
         } else {
-            let mut v: Vec<Option<&LayoutRow>> = allocs[..10].iter().map(|r| Some(*r)).collect();
+            let mut v: Vec<Option<&AllocRow>> = allocs[..10].iter().map(|r| Some(*r)).collect();
             v.push(None);
             v.extend(allocs[allocs.len() - 5..].iter().map(|r| Some(*r)));
             v
@@ -111,33 +119,33 @@ pub fn render(doc: &LayoutDoc) -> String {
                 continue;
             };
             let mut line = vec![
-                r.index.map_or("-".into(), |i| i.to_string()),
-                r.name.clone().unwrap_or_default(),
+                r.index.to_string(),
+                r.name.clone(),
                 r.dtype.clone().unwrap_or_else(|| "-".into()),
                 fmt_bytes(r.bytes),
                 gb(r.bytes),
             ];
             if any_mapped {
-                line.push(r.mapped_bytes.map_or("-".into(), fmt_bytes));
+                line.push(fmt_bytes(r.mapped_bytes));
             }
-            line.push(ms(r.alloc_ms));
+            line.push(ms(Some(r.alloc_ms)));
             if any_prefetch {
                 line.push(ms(r.prefetch_ms));
             }
             if any_touch {
                 line.push(ms(r.touch_ms));
             }
-            line.push(ms(freed(r.index, phase::FREE)));
-            line.push(ms(freed(r.index, phase::CLEANUP)));
+            line.push(ms(freed(r.index, false)));
+            line.push(ms(freed(r.index, true)));
             t.add_row(line);
         }
         out.push_str(&format!(
             "tensors, strategy {strategy} (allocation time: host clock around the call and a synchronize)\n{t}\n\n"
         ));
         // Groups by component, when some component repeats.
-        let mut groups: Vec<(String, Vec<&LayoutRow>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<&AllocRow>)> = Vec::new();
         for r in &allocs {
-            let c = r.component.clone().unwrap_or_default();
+            let c = r.component.clone();
             match groups.iter_mut().find(|(k, _)| *k == c) {
                 Some((_, v)) => v.push(r),
                 None => groups.push((c, vec![r])),
@@ -154,7 +162,7 @@ pub fn render(doc: &LayoutDoc) -> String {
                 "alloc ms sum",
             ]);
             for (c, v) in &groups {
-                let times: Vec<f64> = v.iter().filter_map(|r| r.alloc_ms).collect();
+                let times: Vec<f64> = v.iter().map(|r| r.alloc_ms).collect();
                 let s = Summary::of(&times);
                 let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), r| {
                     (lo.min(r.bytes), hi.max(r.bytes))
@@ -286,16 +294,14 @@ pub fn render(doc: &LayoutDoc) -> String {
 pub fn findings(rows: &[LayoutRow]) -> Vec<String> {
     let mut out = Vec::new();
     let sum = summarize(rows);
-    let strategy = rows.first().map(|r| r.strategy.clone()).unwrap_or_default();
-    let host_backed = Strategy::parse(&strategy)
-        .map(|s| s.info().backing == crate::memory::Backing::Host)
-        .unwrap_or(false);
-    let lazy = Strategy::parse(&strategy)
-        .map(|s| s.info().lazily_populated)
-        .unwrap_or(false);
-    let touched = rows
-        .iter()
-        .any(|r| r.phase == phase::ALLOC && (r.touch_ms.is_some() || r.prefetch_ms.is_some()));
+    let strategy = rows.first().map(|r| r.strategy);
+    let host_backed = strategy.is_some_and(|s| s.info().backing == crate::memory::Backing::Host);
+    let lazy = strategy.is_some_and(|s| s.info().lazily_populated);
+    let strategy = strategy.map_or("", |s| s.key());
+    let touched = rows.iter().any(|r| match &r.data {
+        RowData::Alloc(a) => a.touch_ms.is_some() || a.prefetch_ms.is_some(),
+        _ => false,
+    });
     if let Some(t) = &sum.totals
         && t.tensors > 0
     {
