@@ -187,3 +187,26 @@ fn info_table_from_a_committed_run() {
         &header(&to_csv(&info::csv_rows(&r)).unwrap()),
     );
 }
+
+#[test]
+fn selftest_reports_read_and_write_the_committed_files_unchanged() {
+    // JSON: H200 reports as `selftest --out` wrote them (with fill_by_size).
+    for rel in [
+        "docs/results/h200-2026-11-30-call1/selftest.json",
+        "docs/results/h200-2026-11-30-commands/selftest.json",
+    ] {
+        let text = read(rel);
+        let reports: Vec<SelftestReport> = load(rel);
+        assert!(!reports[0].fill_by_size.is_empty(), "{rel}");
+        assert_eq!(String::from_utf8(to_json(&reports).unwrap()).unwrap(), text);
+    }
+    // CSV: the lab's selftest.csv, through the typed CSV rows.
+    let rel = "docs/results/h200-2026-11-30-lab-a/selftest.csv";
+    let text = read(rel);
+    let rows: Vec<selftest::SelftestCsvRow> = csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert!(rows.iter().any(|r| r.kind == selftest::CsvKind::FillBySize));
+    assert_eq!(String::from_utf8(to_csv(&rows).unwrap()).unwrap(), text);
+}

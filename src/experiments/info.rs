@@ -85,15 +85,16 @@ pub struct MeasuredBandwidth {
 impl MeasuredBandwidth {
     /// The fill and read kernel medians of a selftest, when it measured both.
     pub fn from_selftest(s: &super::selftest::SelftestReport) -> Option<MeasuredBandwidth> {
-        let median = |op: &str| {
+        use super::selftest::BandwidthOp;
+        let median = |op: BandwidthOp| {
             s.bandwidth
                 .iter()
                 .find(|b| b.op == op)
                 .map(|b| b.gbps.median)
         };
         Some(MeasuredBandwidth {
-            fill_gbps: median("fill kernel")?,
-            read_gbps: median("read kernel")?,
+            fill_gbps: median(BandwidthOp::Fill)?,
+            read_gbps: median(BandwidthOp::Read)?,
         })
     }
 }
