@@ -210,3 +210,30 @@ fn selftest_reports_read_and_write_the_committed_files_unchanged() {
     assert!(rows.iter().any(|r| r.kind == selftest::CsvKind::FillBySize));
     assert_eq!(String::from_utf8(to_csv(&rows).unwrap()).unwrap(), text);
 }
+
+#[test]
+fn cache_rows_read_and_write_the_committed_files_unchanged() {
+    let rel = "docs/results/h200-2026-11-26-commands/cache-status.json";
+    let doc: CacheDoc = load(rel);
+    assert_eq!(doc.rows[0].label, cache::CacheState::Now);
+    let again = String::from_utf8(to_json(&doc.rows).unwrap()).unwrap();
+    assert_eq!(again, rows_text(&read(rel)), "{rel}");
+    for rel in [
+        "docs/results/h200-2026-11-30-lab-a/cache.csv",
+        "tests/fixtures/results/h200-2026-11-26-lab-old-build/cache.csv",
+    ] {
+        let text = read(rel);
+        let rows: Vec<cache::CacheRow> = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(!rows.is_empty(), "{rel}");
+        assert_eq!(
+            String::from_utf8(to_csv(&rows).unwrap()).unwrap(),
+            text,
+            "{rel}"
+        );
+    }
+    let bad = serde_json::from_str::<cache::CacheState>("\"later\"");
+    assert!(bad.is_err(), "an unknown label is refused");
+}

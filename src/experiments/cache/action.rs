@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CacheRow, signed};
+use super::{CacheRow, CacheState, signed};
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
 use crate::experiments::interrupted;
@@ -85,16 +85,16 @@ pub fn run_action(
 ) -> Result<Vec<String>> {
     let mut said = Vec::new();
     match action {
-        CacheAction::Status => sink.push(CacheRow::take("now", dev)?)?,
+        CacheAction::Status => sink.push(CacheRow::take(CacheState::Now, dev)?)?,
         CacheAction::Drop => {
             let path = hc::drop_caches_path();
             // Refusals come before anything is measured.
             let switch = hc::open_drop_switch(&path, nix::unistd::geteuid().is_root())?;
-            let before = CacheRow::take("before drop", dev)?;
+            let before = CacheRow::take(CacheState::BeforeDrop, dev)?;
             sink.push(before.clone())?;
             let t = Instant::now();
             switch.drop_caches()?;
-            let mut after = CacheRow::take("after drop", dev)?;
+            let mut after = CacheRow::take(CacheState::AfterDrop, dev)?;
             after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
             said.push(format!(
                 "sync; echo 3 > {} took {:.0} ms and freed {} of page cache (Cached {} -> {}); MemFree rose by {}{}.",
@@ -117,11 +117,11 @@ pub fn run_action(
         CacheAction::Fill { bytes, dir, end } => {
             let m = MemInfo::read().map_err(Error::Failed)?;
             hc::check_fill(dir, *bytes, m.mem_available)?;
-            let before = CacheRow::take("before fill", dev)?;
+            let before = CacheRow::take(CacheState::BeforeFill, dev)?;
             sink.push(before.clone())?;
             let fill = fill_with_progress(dir, *bytes, rand::random(), quiet)?;
             let (_, read_ms) = hc::read_through(fill.path())?;
-            let mut after = CacheRow::take("after fill", dev)?.with_file(fill.path());
+            let mut after = CacheRow::take(CacheState::AfterFill, dev)?.with_file(fill.path());
             after.action_ms = Some(fill.write_ms + read_ms);
             said.push(format!(
                 "Wrote {} to {} in {:.1} s (with fdatasync) and read it back in {:.2} s ({:.1} GB/s from the cache); Cached rose by {}, MemAvailable moved by {}{}.",
@@ -163,7 +163,7 @@ pub fn run_action(
                     let path = fill.path().to_path_buf();
                     let done = sleep_unless_interrupted(d.unwrap_or(Duration::MAX));
                     fill.remove()?;
-                    let gone = CacheRow::take("after removal", dev)?;
+                    let gone = CacheRow::take(CacheState::AfterRemoval, dev)?;
                     said.push(format!(
                         "Held the fill {}, then removed {} (its pages went with it: Cached {} since the fill).",
                         if done { "for the time asked" } else { "until Ctrl-C" },
@@ -175,11 +175,11 @@ pub fn run_action(
             }
         }
         CacheAction::Evict { path, remove } => {
-            let before = CacheRow::take("before evict", dev)?.with_file(path);
+            let before = CacheRow::take(CacheState::BeforeEvict, dev)?.with_file(path);
             sink.push(before.clone())?;
             let t = Instant::now();
             hc::evict(path)?;
-            let mut after = CacheRow::take("after evict", dev)?.with_file(path);
+            let mut after = CacheRow::take(CacheState::AfterEvict, dev)?.with_file(path);
             after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
             let left = after.file_resident_bytes.unwrap_or(0);
             said.push(format!(

@@ -27,13 +27,49 @@ use crate::memory::filemap::resident_bytes;
 use crate::report::new_table;
 use crate::units::{GIB, MIB, fmt_bytes};
 
+/// The moment a status row describes; serialised as the `label` the rows have always carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheState {
+    #[serde(rename = "now")]
+    Now,
+    #[serde(rename = "before fill")]
+    BeforeFill,
+    #[serde(rename = "after fill")]
+    AfterFill,
+    #[serde(rename = "after removal")]
+    AfterRemoval,
+    #[serde(rename = "before evict")]
+    BeforeEvict,
+    #[serde(rename = "after evict")]
+    AfterEvict,
+    #[serde(rename = "before drop")]
+    BeforeDrop,
+    #[serde(rename = "after drop")]
+    AfterDrop,
+}
+
+impl CacheState {
+    /// The label in rows and table headers.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheState::Now => "now",
+            CacheState::BeforeFill => "before fill",
+            CacheState::AfterFill => "after fill",
+            CacheState::AfterRemoval => "after removal",
+            CacheState::BeforeEvict => "before evict",
+            CacheState::AfterEvict => "after evict",
+            CacheState::BeforeDrop => "before drop",
+            CacheState::AfterDrop => "after drop",
+        }
+    }
+}
+
 /// The memory state at one moment of a `cache` command, with the file it acted on. The same
 /// struct is the JSON row and the source of the tables.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CacheRow {
-    /// `now`, `before fill`, `after fill`, `after removal`, `before evict`, `after evict`,
-    /// `before drop`, `after drop`.
-    pub label: String,
+    /// Which moment ([`CacheState`]).
+    pub label: CacheState,
     pub mem_total_bytes: u64,
     pub mem_free_bytes: u64,
     pub mem_available_bytes: u64,
@@ -61,9 +97,9 @@ pub struct CacheRow {
 
 impl CacheRow {
     /// A row from meminfo and, when given, `cuMemGetInfo` (free, total) of `device`.
-    pub fn new(label: &str, m: &MemInfo, device: Option<(i32, u64, u64, bool)>) -> CacheRow {
+    pub fn new(label: CacheState, m: &MemInfo, device: Option<(i32, u64, u64, bool)>) -> CacheRow {
         CacheRow {
-            label: label.into(),
+            label,
             mem_total_bytes: m.mem_total,
             mem_free_bytes: m.mem_free,
             mem_available_bytes: m.mem_available,
@@ -79,12 +115,15 @@ impl CacheRow {
             device_free_bytes: device.map(|d| d.1),
             device_total_bytes: device.map(|d| d.2),
             unified_memory: device.map(|d| d.3),
-            ..Default::default()
+            file: None,
+            file_bytes: None,
+            file_resident_bytes: None,
+            action_ms: None,
         }
     }
 
     /// Reads the host and, when there is one, the device.
-    pub fn take(label: &str, dev: Option<&DeviceView>) -> Result<CacheRow> {
+    pub fn take(label: CacheState, dev: Option<&DeviceView>) -> Result<CacheRow> {
         let m = MemInfo::read().map_err(Error::Failed)?;
         let d = match dev {
             Some(v) => {
@@ -184,7 +223,7 @@ pub fn render_states(rows: &[CacheRow]) -> String {
     let last = rows.last().unwrap_or(first);
     let several = rows.len() > 1;
     let mut header = vec!["GiB (2^30 bytes)".to_string()];
-    header.extend(rows.iter().map(|r| r.label.clone()));
+    header.extend(rows.iter().map(|r| r.label.label().to_string()));
     if several {
         header.push("change".into());
     }

@@ -13,7 +13,11 @@ fn gb10() -> MemInfo {
 fn meminfo_arithmetic_on_a_unified_host() {
     let m = gb10();
     // cuMemGetInfo free is MemFree on GB10.
-    let r = CacheRow::new("now", &m, Some((0, m.mem_free, m.mem_total, true)));
+    let r = CacheRow::new(
+        CacheState::Now,
+        &m,
+        Some((0, m.mem_free, m.mem_total, true)),
+    );
     assert_eq!(
         r.reclaimable_cache_bytes,
         m.cached - m.shmem + m.buffers,
@@ -44,7 +48,7 @@ fn meminfo_arithmetic_on_a_unified_host() {
 #[test]
 fn explanation_on_a_discrete_card_and_without_gpu() {
     let m = crate::test_support::meminfo("h100-host.txt");
-    let r = CacheRow::new("now", &m, Some((0, 79 * GIB, 80 * GIB, false)));
+    let r = CacheRow::new(CacheState::Now, &m, Some((0, 79 * GIB, 80 * GIB, false)));
     let t = explain(&r, Some(MemoryArchitecture::Discrete), None).join("\n");
     let table = render_states(std::slice::from_ref(&r));
     assert!(table.contains("| cuMemGetInfo free"), "{table}");
@@ -56,7 +60,7 @@ fn explanation_on_a_discrete_card_and_without_gpu() {
         t.contains("discrete card") && t.contains("79 GiB of 80 GiB"),
         "{t}"
     );
-    let host = CacheRow::new("now", &m, None);
+    let host = CacheRow::new(CacheState::Now, &m, None);
     let t = explain(&host, None, Some("--host-only")).join("\n");
     assert!(t.contains("No GPU part (--host-only)"), "{t}");
     let table = render_states(std::slice::from_ref(&host));
@@ -66,11 +70,11 @@ fn explanation_on_a_discrete_card_and_without_gpu() {
 #[test]
 fn side_by_side_with_the_change() {
     let m = gb10();
-    let before = CacheRow::new("before fill", &m, None);
+    let before = CacheRow::new(CacheState::BeforeFill, &m, None);
     let mut m2 = m.clone();
     m2.cached += GIB;
     m2.mem_free -= GIB;
-    let after = CacheRow::new("after fill", &m2, None);
+    let after = CacheRow::new(CacheState::AfterFill, &m2, None);
     let t = render_states(&[before, after]);
     let cached_line = t.lines().find(|l| l.starts_with("| Cached")).unwrap();
     assert!(cached_line.contains("+1.00"), "{cached_line}");
