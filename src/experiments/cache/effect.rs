@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
 use crate::experiments::probe::{self, ProbeKind, ProbeOptions, StopReason};
 use crate::experiments::{Gpu, check_interrupt, interrupted};
-use crate::host::MemInfo;
 use crate::host::cache::{self as hc, FillFile};
+use crate::host::{Accounting, MemInfo};
 use crate::memory::filemap::{FileMap, resident_bytes};
 use crate::memory::safety::{Budget, DEFAULT_HEADROOM};
 use crate::memory::{AllocOptions, Strategy, allocate};
@@ -268,19 +268,21 @@ impl EffectCtx<'_> {
         if let Some(f) = file {
             f.establish(state)?;
         }
-        let acc = probe::Accounting::take(gpu)?;
-        let m = &acc.meminfo;
+        let (device_free, device_total) = gpu.ctx.mem_info()?;
+        let acc = Accounting::host()
+            .map_err(Error::Failed)?
+            .with_device(device_free, Some(device_total));
         let mut row = EffectRow {
             device: dev,
             state,
             fill_bytes: self.fill_bytes,
             file_resident_bytes: file.and_then(|f| f.resident()),
-            device_free_bytes: acc.device_free,
-            device_total_bytes: acc.device_total,
-            mem_free_bytes: m.mem_free,
-            mem_available_bytes: m.mem_available,
-            cached_bytes: m.cached,
-            swap_free_bytes: m.swap_free,
+            device_free_bytes: device_free,
+            device_total_bytes: device_total,
+            mem_free_bytes: acc.mem_free,
+            mem_available_bytes: acc.mem_available,
+            cached_bytes: acc.cached,
+            swap_free_bytes: acc.swap_free,
             alloc_bytes: self.opts.alloc_bytes,
             alloc_first_ms: None,
             alloc_ms_median: None,

@@ -1,7 +1,7 @@
 //! Running a layout on a GPU: the preflight against the safety ceiling, then alloc, totals,
 //! fragmentation (pattern free and largest-allocation search) and cleanup, each writing typed
 //! [`LayoutRow`]s into a sink. Every tensor is an RAII allocation, freed on every path.
-//! Imports the memory layer, the safety budget and the sweep's accounting snapshot.
+//! Imports the memory layer, the safety budget and the host's accounting snapshot.
 
 use std::time::Instant;
 
@@ -11,24 +11,31 @@ use super::row::{AllocRow, FreedRow, LayoutRow, Moment, ProbeRow, RowData, Snaps
 use super::summary::{Fragmentation, LayoutReport, Totals, summarize};
 use super::{FreePattern, LayoutOptions, findings, largest_fitting};
 use crate::error::{Error, Result};
-use crate::experiments::sweep::Snapshot;
 use crate::experiments::{Gpu, check_interrupt};
-use crate::host::MemInfo;
+use crate::host::{Accounting, MemInfo};
 use crate::memory::safety::{Budget, Forced};
 use crate::memory::{Allocation, Backing, Strategy, allocate, prefetch_to_device};
 use crate::report::{Progress, ResultSink};
 use crate::units::{GB, fmt_bytes};
+
+/// The accounting now, with this device's `cuMemGetInfo` free.
+fn accounting(gpu: &Gpu) -> Result<Accounting> {
+    let free = gpu.free_bytes()?;
+    Ok(Accounting::host()
+        .map_err(Error::Failed)?
+        .with_device(free, None))
+}
 
 /// A snapshot row at `moment`.
 pub(super) fn snapshot_row(
     device: i32,
     strategy: Strategy,
     moment: Moment,
-    s: &Snapshot,
+    s: &Accounting,
 ) -> LayoutRow {
     let snap = SnapshotRow {
         moment,
-        device_free_bytes: s.device_free,
+        device_free_bytes: s.device_free_or_zero(),
         mem_available_bytes: s.mem_available,
         mem_free_bytes: s.mem_free,
     };
@@ -111,8 +118,8 @@ pub fn run<E: Serialize + Clone>(
     let r = phases(gpu, opts, sink, &mut held);
     let c = cleanup(gpu, opts, sink, &mut held);
     let _ = crate::memory::trim_default_pool(&gpu.ctx);
-    let s = Snapshot::take(gpu)
-        .and_then(|s| sink.push(snapshot_row(dev, st, Moment::AfterCleanup, &s)));
+    let s =
+        accounting(gpu).and_then(|s| sink.push(snapshot_row(dev, st, Moment::AfterCleanup, &s)));
     r.and(c).and(s)
 }
 
@@ -169,14 +176,14 @@ fn phases<E: Serialize + Clone>(
 ) -> Result<()> {
     let dev = gpu.device.ordinal();
     let st = opts.strategy;
-    let baseline = Snapshot::take(gpu)?;
+    let baseline = accounting(gpu)?;
     sink.push(snapshot_row(dev, st, Moment::Baseline, &baseline))?;
 
     // 1. alloc, in layout order.
     alloc_all(gpu, opts, sink, held)?;
 
     // 2. totals.
-    let after = Snapshot::take(gpu)?;
+    let after = accounting(gpu)?;
     sink.push(snapshot_row(dev, st, Moment::AfterAlloc, &after))?;
     let requested: Vec<u64> = held.iter().map(|h| h.alloc.bytes()).collect();
     let mapped: Vec<u64> = held.iter().map(|h| h.alloc.mapped_bytes()).collect();
@@ -327,7 +334,7 @@ fn fragment<E: Serialize + Clone>(
         };
         sink.push(LayoutRow::new(dev, st, RowData::Free(row)))?;
     }
-    let mid = Snapshot::take(gpu)?;
+    let mid = accounting(gpu)?;
     sink.push(snapshot_row(dev, st, Moment::AfterPatternFree, &mid))?;
     check_interrupt()?;
     // Host memory is bounded by MemAvailable (less the headroom), everything else by the free
@@ -337,7 +344,7 @@ fn fragment<E: Serialize + Clone>(
     let (free_total, free_total_of) = if host {
         (mid.mem_available, "MemAvailable")
     } else {
-        (mid.device_free, "cuMemGetInfo free")
+        (mid.device_free_or_zero(), "cuMemGetInfo free")
     };
     let bound = free_total.min(ceiling);
     if !opts.quiet {
@@ -358,7 +365,7 @@ fn fragment<E: Serialize + Clone>(
             freed_tensors,
             freed_bytes,
             largest_freed_bytes: largest_freed,
-            device_free_bytes: mid.device_free,
+            device_free_bytes: mid.device_free_or_zero(),
             mem_available_bytes: mid.mem_available,
             free_total_bytes: free_total,
             free_total_of: free_total_of.to_string(),

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::row::{LayoutRow, Moment, Phase, RowData};
-use crate::experiments::sweep::Snapshot;
+use crate::host::Accounting;
 use crate::units::MIB;
 
 /// cuMemAlloc's usual granularity for large allocations; the totals say what rounding every
@@ -35,11 +35,11 @@ impl Totals {
     pub fn compute(
         requested: &[u64],
         mapped: &[u64],
-        before: &Snapshot,
-        after: &Snapshot,
+        before: &Accounting,
+        after: &Accounting,
     ) -> Totals {
         let req: u64 = requested.iter().sum();
-        let drop = before.device_free as i64 - after.device_free as i64;
+        let drop = before.device_free_or_zero() as i64 - after.device_free_or_zero() as i64;
         let overhead = drop - req as i64;
         Totals {
             tensors: requested.len() as u64,

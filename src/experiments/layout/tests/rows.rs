@@ -5,13 +5,13 @@ use super::super::render::overhead_reason;
 use super::super::run::snapshot_row;
 use super::super::*;
 use crate::experiments::env::Environment;
-use crate::experiments::sweep::Snapshot;
+use crate::host::Accounting;
 use crate::report::sink::to_json;
 use crate::units::{GIB, KIB, MIB};
 
-fn snap(device_free: u64, mem_available: u64) -> Snapshot {
-    Snapshot {
-        device_free,
+fn snap(device_free: u64, mem_available: u64) -> Accounting {
+    Accounting {
+        device_free: Some(device_free),
         mem_available,
         ..Default::default()
     }
