@@ -86,123 +86,155 @@ pub fn run_action(
     let mut said = Vec::new();
     match action {
         CacheAction::Status => sink.push(CacheRow::take(CacheState::Now, dev)?)?,
-        CacheAction::Drop => {
-            let path = hc::drop_caches_path();
-            // Refusals come before anything is measured.
-            let switch = hc::open_drop_switch(&path, nix::unistd::geteuid().is_root())?;
-            let before = CacheRow::take(CacheState::BeforeDrop, dev)?;
-            sink.push(before.clone())?;
-            let t = Instant::now();
-            switch.drop_caches()?;
-            let mut after = CacheRow::take(CacheState::AfterDrop, dev)?;
-            after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-            said.push(format!(
-                "sync; echo 3 > {} took {:.0} ms and freed {} of page cache (Cached {} -> {}); MemFree rose by {}{}.",
-                path.display(),
-                after.action_ms.unwrap_or(0.0),
-                fmt_bytes(before.cached_bytes.saturating_sub(after.cached_bytes)),
-                fmt_bytes(before.cached_bytes),
-                fmt_bytes(after.cached_bytes),
-                signed(after.mem_free_bytes as i64 - before.mem_free_bytes as i64),
-                match (before.device_free_bytes, after.device_free_bytes) {
-                    (Some(a), Some(b)) => format!(
-                        " and cuMemGetInfo free by {}",
-                        signed(b as i64 - a as i64)
-                    ),
-                    _ => String::new(),
-                }
-            ));
-            sink.push(after)?;
-        }
+        CacheAction::Drop => drop_all(dev, sink, &mut said)?,
         CacheAction::Fill { bytes, dir, end } => {
-            let m = MemInfo::read().map_err(Error::Failed)?;
-            hc::check_fill(dir, *bytes, m.mem_available)?;
-            let before = CacheRow::take(CacheState::BeforeFill, dev)?;
-            sink.push(before.clone())?;
-            let fill = fill_with_progress(dir, *bytes, rand::random(), quiet)?;
-            let (_, read_ms) = hc::read_through(fill.path())?;
-            let mut after = CacheRow::take(CacheState::AfterFill, dev)?.with_file(fill.path());
-            after.action_ms = Some(fill.write_ms + read_ms);
-            said.push(format!(
-                "Wrote {} to {} in {:.1} s (with fdatasync) and read it back in {:.2} s ({:.1} GB/s from the cache); Cached rose by {}, MemAvailable moved by {}{}.",
-                fmt_bytes(*bytes),
-                fill.path().display(),
-                fill.write_ms / 1e3,
-                read_ms / 1e3,
-                gbps(*bytes, read_ms),
-                signed(after.cached_bytes as i64 - before.cached_bytes as i64),
-                signed(after.mem_available_bytes as i64 - before.mem_available_bytes as i64),
-                match (before.device_free_bytes, after.device_free_bytes) {
-                    (Some(a), Some(b)) => format!(
-                        ", cuMemGetInfo free by {}",
-                        signed(b as i64 - a as i64)
-                    ),
-                    _ => String::new(),
-                }
-            ));
-            sink.push(after)?;
-            match end {
-                FillEnd::Keep => {
-                    let path = fill.keep()?;
-                    said.push(format!(
-                        "The file stays, and its pages stay cached until the kernel needs them: drop them with `cumemlab cache --evict {0}`, or drop them and delete the file with `cumemlab cache --evict {0} --remove`.",
-                        path.display()
-                    ));
-                }
-                FillEnd::Hold(d) => {
-                    eprintln!(
-                        "cumemlab: holding {} of page cache in {} {}; `cumemlab cache --evict {}` from another shell drops its pages meanwhile",
-                        fmt_bytes(*bytes),
-                        fill.path().display(),
-                        match d {
-                            Some(d) => format!("for {}", humantime::format_duration(*d)),
-                            None => "until Ctrl-C".to_string(),
-                        },
-                        fill.path().display()
-                    );
-                    let path = fill.path().to_path_buf();
-                    let done = sleep_unless_interrupted(d.unwrap_or(Duration::MAX));
-                    fill.remove()?;
-                    let gone = CacheRow::take(CacheState::AfterRemoval, dev)?;
-                    said.push(format!(
-                        "Held the fill {}, then removed {} (its pages went with it: Cached {} since the fill).",
-                        if done { "for the time asked" } else { "until Ctrl-C" },
-                        path.display(),
-                        signed(gone.cached_bytes as i64 - before.cached_bytes as i64)
-                    ));
-                    sink.push(gone)?;
-                }
-            }
+            fill(*bytes, dir, *end, dev, sink, &mut said, quiet)?
         }
-        CacheAction::Evict { path, remove } => {
-            let before = CacheRow::take(CacheState::BeforeEvict, dev)?.with_file(path);
-            sink.push(before.clone())?;
-            let t = Instant::now();
-            hc::evict(path)?;
-            let mut after = CacheRow::take(CacheState::AfterEvict, dev)?.with_file(path);
-            after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
-            let left = after.file_resident_bytes.unwrap_or(0);
-            said.push(format!(
-                "fdatasync + posix_fadvise(DONTNEED) on {} took {:.1} ms: the file's pages in the cache went {} -> {}{}; Cached moved by {}.",
-                path.display(),
-                after.action_ms.unwrap_or(0.0),
-                fmt_bytes(before.file_resident_bytes.unwrap_or(0)),
-                fmt_bytes(left),
-                if left > 0 {
-                    " (pages another process maps or locks stay)"
-                } else {
-                    ""
-                },
-                signed(after.cached_bytes as i64 - before.cached_bytes as i64)
-            ));
-            sink.push(after)?;
-            if *remove {
-                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-                said.push(format!("Removed {}.", path.display()));
-            }
-        }
+        CacheAction::Evict { path, remove } => evict(path, *remove, dev, sink, &mut said)?,
     }
     Ok(said)
+}
+
+/// `--drop`: `sync`, then `drop_caches=3`, with the state before and after.
+fn drop_all(
+    dev: Option<&DeviceView>,
+    sink: &mut ResultSink<CacheRow, Environment>,
+    said: &mut Vec<String>,
+) -> Result<()> {
+    let path = hc::drop_caches_path();
+    // Refusals come before anything is measured.
+    let switch = hc::open_drop_switch(&path, nix::unistd::geteuid().is_root())?;
+    let before = CacheRow::take(CacheState::BeforeDrop, dev)?;
+    sink.push(before.clone())?;
+    let t = Instant::now();
+    switch.drop_caches()?;
+    let mut after = CacheRow::take(CacheState::AfterDrop, dev)?;
+    after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+    said.push(format!(
+        "sync; echo 3 > {} took {:.0} ms and freed {} of page cache (Cached {} -> {}); MemFree rose by {}{}.",
+        path.display(),
+        after.action_ms.unwrap_or(0.0),
+        fmt_bytes(before.cached_bytes.saturating_sub(after.cached_bytes)),
+        fmt_bytes(before.cached_bytes),
+        fmt_bytes(after.cached_bytes),
+        signed(after.mem_free_bytes as i64 - before.mem_free_bytes as i64),
+        match (before.device_free_bytes, after.device_free_bytes) {
+            (Some(a), Some(b)) => format!(
+                " and cuMemGetInfo free by {}",
+                signed(b as i64 - a as i64)
+            ),
+            _ => String::new(),
+        }
+    ));
+    sink.push(after)?;
+    Ok(())
+}
+
+/// `--fill`: write and read back a file, then keep it or hold it and remove it.
+fn fill(
+    bytes: u64,
+    dir: &Path,
+    end: FillEnd,
+    dev: Option<&DeviceView>,
+    sink: &mut ResultSink<CacheRow, Environment>,
+    said: &mut Vec<String>,
+    quiet: bool,
+) -> Result<()> {
+    let m = MemInfo::read().map_err(Error::Failed)?;
+    hc::check_fill(dir, bytes, m.mem_available)?;
+    let before = CacheRow::take(CacheState::BeforeFill, dev)?;
+    sink.push(before.clone())?;
+    let fill = fill_with_progress(dir, bytes, rand::random(), quiet)?;
+    let (_, read_ms) = hc::read_through(fill.path())?;
+    let mut after = CacheRow::take(CacheState::AfterFill, dev)?.with_file(fill.path());
+    after.action_ms = Some(fill.write_ms + read_ms);
+    said.push(format!(
+        "Wrote {} to {} in {:.1} s (with fdatasync) and read it back in {:.2} s ({:.1} GB/s from the cache); Cached rose by {}, MemAvailable moved by {}{}.",
+        fmt_bytes(bytes),
+        fill.path().display(),
+        fill.write_ms / 1e3,
+        read_ms / 1e3,
+        gbps(bytes, read_ms),
+        signed(after.cached_bytes as i64 - before.cached_bytes as i64),
+        signed(after.mem_available_bytes as i64 - before.mem_available_bytes as i64),
+        match (before.device_free_bytes, after.device_free_bytes) {
+            (Some(a), Some(b)) => format!(
+                ", cuMemGetInfo free by {}",
+                signed(b as i64 - a as i64)
+            ),
+            _ => String::new(),
+        }
+    ));
+    sink.push(after)?;
+    match end {
+        FillEnd::Keep => {
+            let path = fill.keep()?;
+            said.push(format!(
+                "The file stays, and its pages stay cached until the kernel needs them: drop them with `cumemlab cache --evict {0}`, or drop them and delete the file with `cumemlab cache --evict {0} --remove`.",
+                path.display()
+            ));
+        }
+        FillEnd::Hold(d) => {
+            eprintln!(
+                "cumemlab: holding {} of page cache in {} {}; `cumemlab cache --evict {}` from another shell drops its pages meanwhile",
+                fmt_bytes(bytes),
+                fill.path().display(),
+                match d {
+                    Some(d) => format!("for {}", humantime::format_duration(d)),
+                    None => "until Ctrl-C".to_string(),
+                },
+                fill.path().display()
+            );
+            let path = fill.path().to_path_buf();
+            let done = sleep_unless_interrupted(d.unwrap_or(Duration::MAX));
+            fill.remove()?;
+            let gone = CacheRow::take(CacheState::AfterRemoval, dev)?;
+            said.push(format!(
+                "Held the fill {}, then removed {} (its pages went with it: Cached {} since the fill).",
+                if done { "for the time asked" } else { "until Ctrl-C" },
+                path.display(),
+                signed(gone.cached_bytes as i64 - before.cached_bytes as i64)
+            ));
+            sink.push(gone)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--evict`: drop one file's pages (and, with `--remove`, the file).
+fn evict(
+    path: &Path,
+    remove: bool,
+    dev: Option<&DeviceView>,
+    sink: &mut ResultSink<CacheRow, Environment>,
+    said: &mut Vec<String>,
+) -> Result<()> {
+    let before = CacheRow::take(CacheState::BeforeEvict, dev)?.with_file(path);
+    sink.push(before.clone())?;
+    let t = Instant::now();
+    hc::evict(path)?;
+    let mut after = CacheRow::take(CacheState::AfterEvict, dev)?.with_file(path);
+    after.action_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+    let left = after.file_resident_bytes.unwrap_or(0);
+    said.push(format!(
+        "fdatasync + posix_fadvise(DONTNEED) on {} took {:.1} ms: the file's pages in the cache went {} -> {}{}; Cached moved by {}.",
+        path.display(),
+        after.action_ms.unwrap_or(0.0),
+        fmt_bytes(before.file_resident_bytes.unwrap_or(0)),
+        fmt_bytes(left),
+        if left > 0 {
+            " (pages another process maps or locks stay)"
+        } else {
+            ""
+        },
+        signed(after.cached_bytes as i64 - before.cached_bytes as i64)
+    ));
+    sink.push(after)?;
+    if remove {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        said.push(format!("Removed {}.", path.display()));
+    }
+    Ok(())
 }
 
 /// Writes a fill with a progress bar over its blocks; Ctrl-C aborts it (the file is removed).
