@@ -186,6 +186,8 @@ fn info_table_from_a_committed_run() {
         "info-csv-header.txt",
         &header(&to_csv(&info::csv_rows(&r)).unwrap()),
     );
+    let csv = String::from_utf8(to_csv(&info::csv_rows(&r)).unwrap()).unwrap();
+    snapshot("info.csv", &csv);
 }
 
 #[test]
