@@ -353,22 +353,10 @@ fn pressure_rows(r: &InfoReport, rows: &mut CsvRows) {
     }
 }
 
-/// The human form.
-pub fn render(r: &InfoReport) -> String {
-    let env = &r.environment;
-    let h = &env.host;
+/// The host memory table (or a line saying /proc/meminfo could not be read).
+fn meminfo_table(meminfo: Option<&crate::host::MemInfo>) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "cumemlab {} on {} ({}, Linux {}, {} CPUs)\n",
-        env.tool_version, h.hostname, h.arch, h.kernel_release, h.cpus
-    ));
-    out.push_str(&format!(
-        "page size {}, transparent huge pages: {}, cgroup memory limit: {}\n\n",
-        fmt_bytes(h.page_size),
-        h.thp_enabled,
-        h.cgroup_memory_limit.map_or("none".to_string(), fmt_bytes)
-    ));
-    if let Some(m) = &env.meminfo {
+    if let Some(m) = meminfo {
         out.push_str("Host memory (/proc/meminfo), GiB (2^30 bytes):\n");
         let mut t = new_table(&[
             "MemTotal",
@@ -404,6 +392,25 @@ pub fn render(r: &InfoReport) -> String {
             crate::host::MemInfo::path()
         ));
     }
+    out
+}
+
+/// The human form.
+pub fn render(r: &InfoReport) -> String {
+    let env = &r.environment;
+    let h = &env.host;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "cumemlab {} on {} ({}, Linux {}, {} CPUs)\n",
+        env.tool_version, h.hostname, h.arch, h.kernel_release, h.cpus
+    ));
+    out.push_str(&format!(
+        "page size {}, transparent huge pages: {}, cgroup memory limit: {}\n\n",
+        fmt_bytes(h.page_size),
+        h.thp_enabled,
+        h.cgroup_memory_limit.map_or("none".to_string(), fmt_bytes)
+    ));
+    out.push_str(&meminfo_table(env.meminfo.as_ref()));
     out.push_str(&pressure_lines(r));
     out.push('\n');
     if let Some(v) = &env.driver_version {
