@@ -85,6 +85,27 @@ fn layout_tables_from_committed_runs() {
     }
     let dry = layout::render_layout(&layout::preset("13b-sim").unwrap());
     snapshot("layout-dry-run-13b-sim.txt", &dry);
+    let arch = cumemlab::plan::find_model("llama-3.1-8b")
+        .unwrap()
+        .architecture();
+    let kv = layout::KvCache {
+        context: 8192,
+        batch: 1,
+        dtype: cumemlab::plan::Precision::Fp16,
+    };
+    for (p, name) in [
+        (
+            cumemlab::plan::Precision::Bf16,
+            "layout-dry-run-llama-3.1-8b-bf16.txt",
+        ),
+        (
+            cumemlab::plan::Precision::Nvfp4,
+            "layout-dry-run-llama-3.1-8b-nvfp4.txt",
+        ),
+    ] {
+        let l = layout::from_architecture(&arch, p, Some(kv));
+        snapshot(name, &layout::render_layout(&l));
+    }
     let rows: Vec<LayoutRow> = load::<LayoutDoc>(LAYOUT_DOCS[0]).rows;
     snapshot("layout-csv-header.txt", &header(&to_csv(&rows).unwrap()));
 }
