@@ -223,7 +223,27 @@ fn entry_tensors(
             ));
         }
     };
-    let count = match get("count") {
+    let count = count_of(get("count"), &at)?;
+    let dtype = dtype_of(get("dtype"), &at)?;
+    let elements = dtype.map(|p| elements_in(bytes, p));
+    Ok((0..count)
+        .map(|k| TensorSpec {
+            name: if count == 1 {
+                name.clone()
+            } else {
+                format!("{name}.{k}")
+            },
+            component: name.clone(),
+            bytes,
+            dtype,
+            elements,
+        })
+        .collect())
+}
+
+/// The `count` field: 1 when absent, else a whole number from 1 to [`MAX_TENSORS`].
+fn count_of(v: Option<&Raw>, at: &str) -> Result<u64, String> {
+    Ok(match v {
         None => 1,
         Some(Raw::Int(n)) if *n >= 1 && *n as u64 as i128 == *n && (*n as u64) <= MAX_TENSORS => {
             *n as u64
@@ -252,8 +272,12 @@ fn entry_tensors(
                 v.kind()
             ));
         }
-    };
-    let dtype = match get("dtype") {
+    })
+}
+
+/// The `dtype` field: absent, or a precision name.
+fn dtype_of(v: Option<&Raw>, at: &str) -> Result<Option<Precision>, String> {
+    Ok(match v {
         None => None,
         Some(Raw::Str(s)) => Some(Precision::parse(s).map_err(|_| {
             format!(
@@ -267,21 +291,7 @@ fn entry_tensors(
                 v.kind()
             ));
         }
-    };
-    let elements = dtype.map(|p| elements_in(bytes, p));
-    Ok((0..count)
-        .map(|k| TensorSpec {
-            name: if count == 1 {
-                name.clone()
-            } else {
-                format!("{name}.{k}")
-            },
-            component: name.clone(),
-            bytes,
-            dtype,
-            elements,
-        })
-        .collect())
+    })
 }
 
 /// Whole values of `p` that `bytes` hold.
