@@ -13,6 +13,7 @@ pub mod info;
 pub mod lab;
 pub mod layout;
 pub mod probe;
+pub mod registry;
 pub mod selftest;
 pub mod sweep;
 pub mod visibility;
