@@ -10,22 +10,22 @@
 //! sentence, exit 2) and normalized into [`LabResults`] (plain documents through
 //! [`lab::assemble`]), so one set of accessors serves every kind of input.
 //!
-//! The parts: [`model`] (tables, rows, columns and the hooks' contexts), [`input`] (reading),
+//! The parts: [`crate::experiments::lab::comparable`] (tables, rows, columns and the hooks'
+//! contexts, in the lab's module with the registry whose hooks use them), [`input`] (reading),
 //! [`build`] (the tables, asked of each experiment of the registry), [`render`] (text and page).
 //! This module keeps the command line.
 
 pub mod build;
 pub mod input;
-pub mod model;
 pub mod render;
 
 use std::path::{Path, PathBuf};
 
-pub use build::build;
-pub use input::{column_id, columns, read_inputs};
-pub use model::{
+pub use crate::experiments::lab::comparable::{
     Column, CompareReport, CompareRow, CompareTable, FactRow, HeadlineTable, Input, table_cells,
 };
+pub use build::build;
+pub use input::{column_id, columns, read_inputs};
 pub use render::{page, render_text};
 
 use crate::error::{Error, Result};

@@ -18,14 +18,17 @@
 //! (every number in the report comes from `results.json`), and `--from DIR` re-renders a folder.
 //!
 //! The lab's parts: [`results`] (the results document), [`budget`] (sizes and repetitions scaled
-//! to the budget), [`runner`] (the loop over [`crate::experiments::registry::EXPERIMENTS`]),
-//! [`steps`] (one module per experiment: its lab step, CSV, report section and comparable
-//! figures), [`report`] (the report page), [`folder`] (the files of a results folder) and
+//! to the budget), [`runner`] (the loop over [`crate::experiments::lab::registry::EXPERIMENTS`]),
+//! [`registry`] (the trait and the list of experiments), [`steps`] (one module per experiment:
+//! its lab step, CSV, report section and comparable figures), [`comparable`] (what those figures
+//! are made of, shared with `compare`), [`report`] (the report page), [`folder`] (the files of a results folder) and
 //! [`assemble`] (lab results from separate result files). This module keeps the command line.
 
 pub mod assemble;
 pub mod budget;
+pub mod comparable;
 pub mod folder;
+pub mod registry;
 pub mod report;
 pub mod results;
 pub mod runner;
@@ -43,7 +46,6 @@ pub use runner::{LabOptions, run, select_devices};
 pub use steps::cache_effect::cache_effect_by_default;
 
 use super::DeviceSel;
-use super::registry;
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::report::new_table;

@@ -13,7 +13,6 @@ pub mod info;
 pub mod lab;
 pub mod layout;
 pub mod probe;
-pub mod registry;
 pub mod selftest;
 pub mod sweep;
 pub mod visibility;

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use super::input::{columns, input_name};
-use super::model::{
+use crate::experiments::lab::comparable::{
     Column, CompareCtx, CompareOut, CompareReport, CompareRow, FactRow, HeadlineTable, Input, row,
 };
+use crate::experiments::lab::registry;
 use crate::experiments::lab::{self, AccountingSnapshot};
-use crate::experiments::registry;
 use crate::report::headline;
 use crate::report::sink::now_rfc3339;
 use crate::report::{SCHEMA, SCHEMA_VERSION};

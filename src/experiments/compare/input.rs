@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{Column, Input};
 use crate::error::{Error, Result};
+use crate::experiments::lab::comparable::{Column, Input};
 use crate::experiments::lab::{self, LabResults};
 use crate::report::sink::{read_checked_json, read_document};
 

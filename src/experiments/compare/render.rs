@@ -5,9 +5,9 @@
 
 use super::build::HEADLINE_TITLE;
 use super::input::columns;
-use super::model::{CompareReport, Input, PageCtx, table_cells};
 use crate::error::Result;
-use crate::experiments::registry;
+use crate::experiments::lab::comparable::{CompareReport, Input, PageCtx, table_cells};
+use crate::experiments::lab::registry;
 use crate::report::headline;
 use crate::report::markdown::Page;
 use crate::report::new_table;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::report;
 use super::results::LabResults;
 use crate::error::{Error, Result};
-use crate::experiments::registry;
+use crate::experiments::lab::registry;
 use crate::report::sink::to_csv;
 use crate::report::write_atomic;
 

@@ -18,7 +18,7 @@ use super::steps::cache_effect::cache_effect_by_default;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
-use crate::experiments::registry::{self, Experiment, Ran, Scope, StepContext};
+use crate::experiments::lab::registry::{self, Experiment, Ran, Scope, StepContext};
 use crate::experiments::{DeviceSel, interrupted};
 use crate::plan::Target;
 use crate::report::sink::{now_rfc3339, to_json};

@@ -1,7 +1,7 @@
 //! The lab's experiments, one module each: the `impl Experiment` that runs the experiment as a
 //! lab step within the budget plan, writes its section of the results, names its CSV, calls its
 //! report section (under `report/`) and gives `compare` its figures. Each is listed once in
-//! [`crate::experiments::registry::EXPERIMENTS`].
+//! [`crate::experiments::lab::registry::EXPERIMENTS`].
 //!
 //! May import: the experiment modules they drive, the lab's results, report sections and
 //! budget plan, compare's model types. Nothing here imports the registry's list or the runner.

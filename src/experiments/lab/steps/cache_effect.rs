@@ -5,9 +5,9 @@
 
 use crate::error::Result;
 use crate::experiments::cache::{self, EffectOptions};
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
 use crate::experiments::lab::{LabResults, Section};
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::report::ResultSink;
 use crate::report::markdown::Page;
 

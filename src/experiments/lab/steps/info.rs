@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::experiments::info;
 use crate::experiments::lab::LabResults;
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::report::sink::to_csv;
 
 /// `info`.

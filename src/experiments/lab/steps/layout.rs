@@ -3,13 +3,13 @@
 //! after-frees tables for `compare`.
 
 use crate::error::{Error, Result};
-use crate::experiments::compare::model::{
+use crate::experiments::lab::comparable::{
     CompareCtx, CompareOut, CompareRow, PageCtx, push_table, row,
 };
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
 use crate::experiments::lab::{LAYOUT_PRESET, LabResults};
 use crate::experiments::layout::{self, LayoutOptions, LayoutReport};
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::report::markdown::Page;
 use crate::report::sink::to_csv;
 use crate::units::GIB;

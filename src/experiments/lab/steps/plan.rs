@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::experiments::compare::model::{
+use crate::experiments::lab::LabResults;
+use crate::experiments::lab::comparable::{
     Column, CompareCtx, CompareOut, CompareRow, FactRow, PageCtx, push_table, row,
 };
-use crate::experiments::lab::LabResults;
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
 use crate::experiments::lab::runner::plan_targets;
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::plan::capacity_matrix;
 use crate::report::markdown::Page;
 use crate::report::plots::Scale;

@@ -3,13 +3,13 @@
 //! strategy for `compare`.
 
 use crate::error::Result;
-use crate::experiments::compare::model::{
+use crate::experiments::lab::comparable::{
     CompareCtx, CompareOut, CompareRow, PageCtx, push_table, row,
 };
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
 use crate::experiments::lab::{LabResults, Section};
 use crate::experiments::probe::{self, MaxSel, ProbeOptions};
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::report::ResultSink;
 use crate::report::markdown::Page;
 use crate::report::plots::Scale;

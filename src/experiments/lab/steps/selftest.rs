@@ -2,10 +2,10 @@
 //! `cuMemsetD32`; its report section and its bandwidth table for `compare`.
 
 use crate::error::Result;
-use crate::experiments::compare::model::{CompareCtx, CompareOut, CompareRow, PageCtx, row};
 use crate::experiments::lab::LabResults;
+use crate::experiments::lab::comparable::{CompareCtx, CompareOut, CompareRow, PageCtx, row};
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::selftest::{self, SelftestOptions};
 use crate::report::markdown::Page;
 use crate::report::plots::Scale;

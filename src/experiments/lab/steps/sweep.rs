@@ -3,12 +3,12 @@
 //! (per strategy and size: allocation, first and second touches, fill and read bandwidth, free).
 
 use crate::error::Result;
-use crate::experiments::compare::model::{
+use crate::experiments::lab::comparable::{
     Column, CompareCtx, CompareOut, CompareRow, Input, PageCtx, push_table, row,
 };
+use crate::experiments::lab::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::lab::report::{self, Findings};
 use crate::experiments::lab::{LabResults, Section};
-use crate::experiments::registry::{About, Experiment, Ran, Scope, StepContext};
 use crate::experiments::sweep::{self, SweepOptions, SweepRow, phase};
 use crate::memory::AllocOptions;
 use crate::report::ResultSink;

@@ -4,19 +4,23 @@
 //! Adding an experiment to the lab is one module (its `impl Experiment`, under
 //! `lab/steps/`) and one line in [`EXPERIMENTS`].
 //!
+//! It lives in the lab's module (as do the steps, the report sections and the comparable-figure
+//! types in [`super::comparable`]) so that the lab and `compare` import it without a cycle:
+//! `compare` imports the lab, the lab never imports `compare`.
+//!
 //! Written by hand (no crate offers a registry of this shape; a `static` slice of trait objects
-//! is all it takes). May import: the lab's results and budget types, the report page, compare's
-//! model types, and the step modules it lists; nothing imports it but the lab runner, the lab
+//! is all it takes). May import: the lab's results, budget, report sections and comparable
+//! types, the report page, and the step modules it lists; imported by the lab runner, the lab
 //! report, the lab folder writer and `compare`.
 
-use super::env::Environment;
-use super::lab::LabOptions;
-use super::lab::budget::BudgetPlan;
-use super::lab::report::findings::Findings;
-use super::lab::results::LabResults;
-use super::lab::steps;
+use super::LabOptions;
+use super::budget::BudgetPlan;
+use super::report::findings::Findings;
+use super::results::LabResults;
+use super::steps;
 use crate::error::Result;
-use crate::experiments::compare::model::{CompareCtx, CompareOut, PageCtx};
+use crate::experiments::env::Environment;
+use crate::experiments::lab::comparable::{CompareCtx, CompareOut, PageCtx};
 use crate::report::markdown::Page;
 
 /// Where an experiment runs: once for the lab, once on the first selected device, or on each.
