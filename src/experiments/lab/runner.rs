@@ -317,6 +317,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_experiment_is_run_skipped_or_needs_a_gpu_as_it_declares() {
+        let opts = LabOptions {
+            budget_minutes: 2.0,
+            device: DeviceSel::All,
+            target: None,
+            with_cache_effect: false,
+            skip: vec!["probe".into()],
+            headroom: 0,
+            quiet: true,
+        };
+        let env = Environment::host_only("no driver".into());
+        let plan = super::super::budget::BudgetPlan::default();
+        let no_gpu = StepContext {
+            opts: &opts,
+            env: &env,
+            plan: &plan,
+            ordinals: &[],
+            no_gpu: Some("no driver"),
+            with_cache_effect: false,
+        };
+        let find = |k: &str| registry::find(k).unwrap();
+        assert_eq!(not_run(find("info"), &no_gpu), None);
+        assert_eq!(not_run(find("plan"), &no_gpu), None);
+        assert_eq!(
+            not_run(find("sweep"), &no_gpu),
+            Some((
+                StepStatus::NeedsGpu,
+                "sweep needs a GPU and this host has none (see the note at the top)".into()
+            ))
+        );
+        assert_eq!(
+            not_run(find("probe"), &no_gpu),
+            Some((StepStatus::Skipped, "left out with --skip".into()))
+        );
+        let effect = not_run(find("cache-effect"), &no_gpu).unwrap();
+        assert!(effect.0 == StepStatus::Skipped && effect.1.contains("--with-cache-effect"));
+        // With two GPUs and cache effect asked for: per-device steps on each, cache effect on the
+        // first, the others once.
+        let two = StepContext {
+            ordinals: &[0, 1],
+            no_gpu: None,
+            with_cache_effect: true,
+            ..no_gpu
+        };
+        assert_eq!(not_run(find("sweep"), &two), None);
+        assert_eq!(not_run(find("cache-effect"), &two), None);
+        assert_eq!(step_devices(find("sweep"), &[0, 1]), [Some(0), Some(1)]);
+        assert_eq!(step_devices(find("cache-effect"), &[0, 1]), [Some(0)]);
+        assert_eq!(step_devices(find("cache"), &[0, 1]), [None]);
+        assert_eq!(step_devices(find("layout"), &[]), [None]);
+        assert_eq!(registry::step_count(2), 12);
+    }
+
+    #[test]
     fn lists_read_as_sentences() {
         assert_eq!(and_list(&[]), "");
         assert_eq!(and_list(&["a"]), "a");
