@@ -4,7 +4,7 @@
 
 use super::findings::{Findings, gib, gib_signed};
 use crate::error::Result;
-use crate::experiments::lab::LabResults;
+use crate::experiments::lab::{AccountingSnapshot, LabResults};
 use crate::report::markdown::Page;
 use crate::report::plots::{BarChart, BarSeries, Scale, bar_chart};
 use crate::units::GIB;
@@ -31,7 +31,7 @@ pub fn section(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<
         cats.push(format!("cuMemGetInfo free, device {d}"));
     }
     cats.extend(["MemTotal", "MemAvailable", "MemFree", "Cached"].map(String::from));
-    let values = |s: &crate::experiments::lab::AccountingSnapshot| -> Vec<Option<f64>> {
+    let values = |s: &AccountingSnapshot| -> Vec<Option<f64>> {
         let g = |b: u64| Some(b as f64 / GIB as f64);
         let mut v: Vec<Option<f64>> = devs
             .iter()
@@ -101,6 +101,18 @@ pub fn section(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<
         .collect();
     p.table("Memory accounting (GiB = 2^30 bytes)", &header, table_rows);
 
+    accounting_findings(r, snaps, &fig, findings);
+    Ok(())
+}
+
+/// Findings: what `cuMemGetInfo` says against MemAvailable per device (unified or discrete), or
+/// the host alone, and a free figure that moved between the start and the end.
+fn accounting_findings(
+    r: &LabResults,
+    snaps: &[AccountingSnapshot],
+    fig: &str,
+    findings: &mut Findings,
+) {
     let s0 = &snaps[0];
     for d in &s0.devices {
         let unified = r
@@ -155,5 +167,4 @@ pub fn section(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<
             }
         }
     }
-    Ok(())
 }

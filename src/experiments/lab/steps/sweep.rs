@@ -75,124 +75,9 @@ impl Experiment for Sweep {
         if !ctx.rep.tables.iter().any(|t| t.id.starts_with("sweep.")) {
             return Ok(());
         }
-        let (rep, inputs, cols, ids) = (ctx.rep, ctx.inputs, ctx.cols, &ctx.ids);
-        let table = |p: &mut Page, id: &str| ctx.table(p, id);
-        let bars = |rows: &[&CompareRow], title: String, unit: &str, scale: Scale| {
-            ctx.bars(rows, title, unit, scale)
-        };
-        let per_machine =
-            |r: &CompareRow, reference: usize, _ids: &[String], decimals: usize, unit: &str| {
-                ctx.per_machine(r, reference, decimals, unit)
-            };
         body.h2("Sweep");
-        // Allocation time against size: one figure per strategy, one series per machine.
-        let mut strategies: Vec<String> = Vec::new();
-        for c in cols {
-            for r in sweep_rows(inputs, c) {
-                if r.phase == phase::ALLOC && !strategies.contains(&r.strategy) {
-                    strategies.push(r.strategy.clone());
-                }
-            }
-        }
-        for st in &strategies {
-            let series: Vec<Series> = cols
-                .iter()
-                .map(|c| Series {
-                    name: format!("{}: {}", c.1.id, c.1.label),
-                    points: sweep_rows(inputs, c)
-                        .into_iter()
-                        .filter(|r| &r.strategy == st && r.phase == phase::ALLOC)
-                        .map(|r| (r.bytes as f64 / GIB as f64, r.ms_median))
-                        .collect(),
-                })
-                .collect();
-            let svg = line_chart(&LineChart {
-                title: format!("Allocation time against size: {st}"),
-                x_label: "size (GiB, log scale)".into(),
-                y_label: "allocation time (ms, log scale)".into(),
-                x_scale: Scale::Log2,
-                y_scale: Scale::Log10,
-                series,
-            })?;
-            body.figure(
-                &format!("alloc-{st}"),
-                format!("Allocation time against size, {st}, one line per machine"),
-                "Host clock around the allocation and a synchronize (the sweep's `alloc` rows).",
-                svg,
-            );
-        }
-        // At the largest size every machine measured.
-        let common = common_size(inputs, cols);
-        for (id, what, unit, scale) in [
-            (
-                "sweep.gpu_first_touch_ms",
-                "GPU first touch",
-                "time (ms, log scale)",
-                Scale::Log10,
-            ),
-            (
-                "sweep.fill_gbps",
-                "Fill bandwidth",
-                "bandwidth (GB/s = 1e9 bytes/s, log scale)",
-                Scale::Log10,
-            ),
-            (
-                "sweep.read_gbps",
-                "Read bandwidth",
-                "bandwidth (GB/s = 1e9 bytes/s, log scale)",
-                Scale::Log10,
-            ),
-        ] {
-            let (Some(t), Some(size)) = (rep.tables.iter().find(|t| t.id == id), common) else {
-                continue;
-            };
-            let suffix = format!(" @ {}", fmt_bytes(size));
-            let rows: Vec<&CompareRow> =
-                t.rows.iter().filter(|r| r.key.ends_with(&suffix)).collect();
-            if rows.is_empty() {
-                continue;
-            }
-            let rows_short: Vec<CompareRow> = rows
-                .iter()
-                .map(|r| CompareRow {
-                    key: r.key.trim_end_matches(&suffix).to_string(),
-                    ..(*r).clone()
-                })
-                .collect();
-            let refs: Vec<&CompareRow> = rows_short.iter().collect();
-            let fig = body.figure(
-                &format!("{}-{}", id.trim_start_matches("sweep."), fmt_bytes(size)),
-                format!(
-                    "{what} per strategy at {}, one bar per machine",
-                    fmt_bytes(size)
-                ),
-                format!(
-                    "The largest size every machine measured; from the sweep's `{}` rows.",
-                    id.trim_start_matches("sweep.")
-                        .trim_end_matches("_ms")
-                        .trim_end_matches("_gbps")
-                ),
-                bars(&refs, format!("{what} at {}", fmt_bytes(size)), unit, scale)?,
-            );
-            if id == "sweep.fill_gbps"
-                && let Some(r) = rows_short.iter().find(|r| r.key == "device")
-            {
-                findings.push(format!(
-                    "{fig}: device memory fill at {}: {}.",
-                    fmt_bytes(size),
-                    per_machine(r, t.reference, ids, 0, "GB/s")
-                ));
-            }
-            if id == "sweep.gpu_first_touch_ms"
-                && let Some(r) = rows_short.iter().find(|r| r.key == "managed")
-            {
-                findings.push(format!(
-                    "{fig}: managed memory's first GPU touch of {}: {}.",
-                    fmt_bytes(size),
-                    per_machine(r, t.reference, ids, 1, "ms")
-                ));
-            }
-        }
+        alloc_figures(ctx, body)?;
+        common_size_figures(ctx, body, findings)?;
         for id in [
             "sweep.alloc_ms",
             "sweep.gpu_first_touch_ms",
@@ -202,10 +87,130 @@ impl Experiment for Sweep {
             "sweep.read_gbps",
             "sweep.free_ms",
         ] {
-            table(body, id);
+            ctx.table(body, id);
         }
         Ok(())
     }
+}
+
+/// Allocation time against size: one figure per strategy, one series per machine.
+fn alloc_figures(ctx: &PageCtx, body: &mut Page) -> Result<()> {
+    let (inputs, cols) = (ctx.inputs, ctx.cols);
+    // Allocation time against size: one figure per strategy, one series per machine.
+    let mut strategies: Vec<String> = Vec::new();
+    for c in cols {
+        for r in sweep_rows(inputs, c) {
+            if r.phase == phase::ALLOC && !strategies.contains(&r.strategy) {
+                strategies.push(r.strategy.clone());
+            }
+        }
+    }
+    for st in &strategies {
+        let series: Vec<Series> = cols
+            .iter()
+            .map(|c| Series {
+                name: format!("{}: {}", c.1.id, c.1.label),
+                points: sweep_rows(inputs, c)
+                    .into_iter()
+                    .filter(|r| &r.strategy == st && r.phase == phase::ALLOC)
+                    .map(|r| (r.bytes as f64 / GIB as f64, r.ms_median))
+                    .collect(),
+            })
+            .collect();
+        let svg = line_chart(&LineChart {
+            title: format!("Allocation time against size: {st}"),
+            x_label: "size (GiB, log scale)".into(),
+            y_label: "allocation time (ms, log scale)".into(),
+            x_scale: Scale::Log2,
+            y_scale: Scale::Log10,
+            series,
+        })?;
+        body.figure(
+            &format!("alloc-{st}"),
+            format!("Allocation time against size, {st}, one line per machine"),
+            "Host clock around the allocation and a synchronize (the sweep's `alloc` rows).",
+            svg,
+        );
+    }
+    Ok(())
+}
+
+/// GPU first touch, fill and read per strategy at the largest size every machine measured, one
+/// bar per machine, with the findings about device fill and managed first touch.
+fn common_size_figures(ctx: &PageCtx, body: &mut Page, findings: &mut Vec<String>) -> Result<()> {
+    let (rep, inputs, cols) = (ctx.rep, ctx.inputs, ctx.cols);
+    // At the largest size every machine measured.
+    let common = common_size(inputs, cols);
+    for (id, what, unit, scale) in [
+        (
+            "sweep.gpu_first_touch_ms",
+            "GPU first touch",
+            "time (ms, log scale)",
+            Scale::Log10,
+        ),
+        (
+            "sweep.fill_gbps",
+            "Fill bandwidth",
+            "bandwidth (GB/s = 1e9 bytes/s, log scale)",
+            Scale::Log10,
+        ),
+        (
+            "sweep.read_gbps",
+            "Read bandwidth",
+            "bandwidth (GB/s = 1e9 bytes/s, log scale)",
+            Scale::Log10,
+        ),
+    ] {
+        let (Some(t), Some(size)) = (rep.tables.iter().find(|t| t.id == id), common) else {
+            continue;
+        };
+        let suffix = format!(" @ {}", fmt_bytes(size));
+        let rows: Vec<&CompareRow> = t.rows.iter().filter(|r| r.key.ends_with(&suffix)).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let rows_short: Vec<CompareRow> = rows
+            .iter()
+            .map(|r| CompareRow {
+                key: r.key.trim_end_matches(&suffix).to_string(),
+                ..(*r).clone()
+            })
+            .collect();
+        let refs: Vec<&CompareRow> = rows_short.iter().collect();
+        let fig = body.figure(
+            &format!("{}-{}", id.trim_start_matches("sweep."), fmt_bytes(size)),
+            format!(
+                "{what} per strategy at {}, one bar per machine",
+                fmt_bytes(size)
+            ),
+            format!(
+                "The largest size every machine measured; from the sweep's `{}` rows.",
+                id.trim_start_matches("sweep.")
+                    .trim_end_matches("_ms")
+                    .trim_end_matches("_gbps")
+            ),
+            ctx.bars(&refs, format!("{what} at {}", fmt_bytes(size)), unit, scale)?,
+        );
+        if id == "sweep.fill_gbps"
+            && let Some(r) = rows_short.iter().find(|r| r.key == "device")
+        {
+            findings.push(format!(
+                "{fig}: device memory fill at {}: {}.",
+                fmt_bytes(size),
+                ctx.per_machine(r, t.reference, 0, "GB/s")
+            ));
+        }
+        if id == "sweep.gpu_first_touch_ms"
+            && let Some(r) = rows_short.iter().find(|r| r.key == "managed")
+        {
+            findings.push(format!(
+                "{fig}: managed memory's first GPU touch of {}: {}.",
+                fmt_bytes(size),
+                ctx.per_machine(r, t.reference, 1, "ms")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A sweep table: id, title, phase, decimals, higher is better, the value of a row.
@@ -217,6 +222,66 @@ type SweepMetric = (
     bool,
     fn(&SweepRow) -> Option<f64>,
 );
+
+/// The sweep's tables in `compare`.
+const METRICS: [SweepMetric; 7] = [
+    (
+        "sweep.alloc_ms",
+        "allocation time, ms",
+        phase::ALLOC,
+        3,
+        false,
+        |r| Some(r.ms_median),
+    ),
+    (
+        "sweep.gpu_first_touch_ms",
+        "GPU first touch, ms",
+        phase::GPU_FIRST_TOUCH,
+        2,
+        false,
+        |r| Some(r.ms_median),
+    ),
+    (
+        "sweep.gpu_second_touch_ms",
+        "GPU second touch, ms",
+        phase::GPU_SECOND_TOUCH,
+        2,
+        false,
+        |r| Some(r.ms_median),
+    ),
+    (
+        "sweep.cpu_first_touch_ms",
+        "CPU first touch, ms",
+        phase::CPU_FIRST_TOUCH,
+        2,
+        false,
+        |r| Some(r.ms_median),
+    ),
+    (
+        "sweep.fill_gbps",
+        "fill bandwidth, GB/s (1e9 bytes/s)",
+        phase::FILL,
+        1,
+        true,
+        |r| r.gbps,
+    ),
+    (
+        "sweep.read_gbps",
+        "read bandwidth, GB/s (1e9 bytes/s)",
+        phase::READ,
+        1,
+        true,
+        |r| r.gbps,
+    ),
+    (
+        "sweep.free_ms",
+        "free time, ms",
+        phase::FREE,
+        3,
+        false,
+        |r| Some(r.ms_median),
+    ),
+];
 
 /// The sweep's tables: one per metric, a row per (strategy, size) every machine ran.
 fn compare_tables(inputs: &[Input], cols: &[(usize, Column)], out: &mut CompareOut) {
@@ -240,65 +305,7 @@ fn compare_tables(inputs: &[Input], cols: &[(usize, Column)], out: &mut CompareO
                 .join("; ")
         ));
     }
-    let metrics: [SweepMetric; 7] = [
-        (
-            "sweep.alloc_ms",
-            "allocation time, ms",
-            phase::ALLOC,
-            3,
-            false,
-            |r| Some(r.ms_median),
-        ),
-        (
-            "sweep.gpu_first_touch_ms",
-            "GPU first touch, ms",
-            phase::GPU_FIRST_TOUCH,
-            2,
-            false,
-            |r| Some(r.ms_median),
-        ),
-        (
-            "sweep.gpu_second_touch_ms",
-            "GPU second touch, ms",
-            phase::GPU_SECOND_TOUCH,
-            2,
-            false,
-            |r| Some(r.ms_median),
-        ),
-        (
-            "sweep.cpu_first_touch_ms",
-            "CPU first touch, ms",
-            phase::CPU_FIRST_TOUCH,
-            2,
-            false,
-            |r| Some(r.ms_median),
-        ),
-        (
-            "sweep.fill_gbps",
-            "fill bandwidth, GB/s (1e9 bytes/s)",
-            phase::FILL,
-            1,
-            true,
-            |r| r.gbps,
-        ),
-        (
-            "sweep.read_gbps",
-            "read bandwidth, GB/s (1e9 bytes/s)",
-            phase::READ,
-            1,
-            true,
-            |r| r.gbps,
-        ),
-        (
-            "sweep.free_ms",
-            "free time, ms",
-            phase::FREE,
-            3,
-            false,
-            |r| Some(r.ms_median),
-        ),
-    ];
-    for (id, title, ph, dec, hib, get) in metrics {
+    for (id, title, ph, dec, hib, get) in METRICS {
         let rows: Vec<CompareRow> = keys
             .iter()
             .map(|(st, b)| {
