@@ -246,39 +246,38 @@ fn sweep_cost(sizes: &[u64], t: &Tier, unified: bool, threads: u32) -> f64 {
     cost::CONTEXT_S + cost::SWEEP_FIXED_S + f64::from(t.repeat) * per_repeat
 }
 
+/// The planned seconds of everything but the sweep, for the experiments whose keys are in
+/// `runs`.
+fn fixed_cost(t: &Tier, devices: &[DeviceBudget], runs: &[&str], probe_kinds: usize) -> f64 {
+    let run = |key: &str| runs.contains(&key);
+    let mut s = cost::HOST_STEPS_S;
+    if run("cache-effect") && !devices.is_empty() {
+        s += cost::CACHE_EFFECT_S;
+    }
+    for d in devices {
+        if run("selftest") {
+            s += cost::CONTEXT_S + cost::SELFTEST_S;
+        }
+        if run("probe") {
+            s += probe_cost(d, t, probe_kinds);
+        }
+        if run("layout") {
+            s += cost::CONTEXT_S + cost::LAYOUT_S;
+        }
+    }
+    s
+}
+
 /// Fits the lab into `budget_s`, for the experiments whose `--skip` keys are in `runs` (those
 /// that will run): the richest tier of [`TIERS`] whose planned total fits; below
 /// the cheapest, the sweep's largest sizes are dropped until it fits. `scaled` says, one
 /// sentence each, what was capped against the full protocol and why.
 pub fn plan_budget(budget_s: f64, devices: &[DeviceBudget], runs: &[&str]) -> BudgetPlan {
     let run = |key: &str| runs.contains(&key);
-    let (run_selftest, run_sweep, run_probe, run_layout, run_cache_effect) = (
-        run("selftest"),
-        run("sweep"),
-        run("probe"),
-        run("layout"),
-        run("cache-effect"),
-    );
+    let (run_sweep, run_probe) = (run("sweep"), run("probe"));
     let threads = lab_cpu_threads();
     let kinds_all = vec![ProbeKind::Single, ProbeKind::Cumulative];
-    let fixed = |t: &Tier| {
-        let mut s = cost::HOST_STEPS_S;
-        if run_cache_effect && !devices.is_empty() {
-            s += cost::CACHE_EFFECT_S;
-        }
-        for d in devices {
-            if run_selftest {
-                s += cost::CONTEXT_S + cost::SELFTEST_S;
-            }
-            if run_probe {
-                s += probe_cost(d, t, kinds_all.len());
-            }
-            if run_layout {
-                s += cost::CONTEXT_S + cost::LAYOUT_S;
-            }
-        }
-        s
-    };
+    let fixed = |t: &Tier| fixed_cost(t, devices, runs, kinds_all.len());
     let full_sizes: Vec<(i32, Vec<u64>, bool)> = devices
         .iter()
         .map(|d| (d.device, sweep::default_sizes(d.usable_bytes), d.unified))
@@ -324,64 +323,10 @@ pub fn plan_budget(budget_s: f64, devices: &[DeviceBudget], runs: &[&str]) -> Bu
                 ));
             }
         }
-        let caps = t.caps;
-        let cap = |c: Option<u64>| c.map(fmt_bytes);
-        let mut parts = Vec::new();
-        if let Some(c) = cap(caps.host_max) {
-            parts.push(format!(
-                "pinned, registered and pageable up to {c} (pinning costs about {:.1} s per GiB)",
-                cost::PIN_S_PER_GIB
-            ));
-        }
-        if let Some(c) = cap(caps.managed_max) {
-            parts.push(format!(
-                "managed strategies up to {c} (first-touch migration costs about {:.2} s per GiB)",
-                1.0 / cost::MIGRATE_GIB_PER_S
-            ));
-        }
-        if let Some(c) = cap(caps.cpu_first_max) {
-            parts.push(format!(
-                "the CPU-first variant up to {c} (one CPU thread faults managed memory at about {:.2} s per GiB; one thread at {} and below, {threads} above)",
-                cost::CPU_FAULT_S_PER_GIB,
-                fmt_bytes(CPU_SINGLE_MAX)
-            ));
-        }
-        if !parts.is_empty() {
-            scaled.push(format!(
-                "sweep: costs linear in size measured as per-GiB rates at smaller sizes: {}; device, pool and vmm at every size; {} fresh allocations and {} bandwidth runs each, to fit the {:.1}-minute budget",
-                parts.join("; "),
-                t.repeat,
-                t.runs,
-                budget_s / 60.0
-            ));
-        }
+        scaled.extend(sweep_caps_note(&t, threads, budget_s));
     }
     if run_probe && !devices.is_empty() {
-        let mut parts = Vec::new();
-        if t.probe_host_cap < probe::DEFAULT_HOST_CAP_BYTES {
-            parts.push(format!(
-                "pinned and registered capped at {} on discrete cards (not 32 GiB)",
-                fmt_bytes(t.probe_host_cap)
-            ));
-        }
-        if !t.probe_cumulative_lazy {
-            parts.push(
-                "no cumulative search of managed memory (it touches everything it holds)".into(),
-            );
-        }
-        if t.probe_resolution > 256 * MIB {
-            parts.push(format!(
-                "single-allocation resolution {} (not 256 MiB)",
-                fmt_bytes(t.probe_resolution)
-            ));
-        }
-        if !parts.is_empty() {
-            scaled.push(format!(
-                "probe: {}, to fit the {:.1}-minute budget",
-                parts.join("; "),
-                budget_s / 60.0
-            ));
-        }
+        scaled.extend(probe_note(&t, budget_s));
     }
     let estimated_s = total(&t, &sizes);
     if estimated_s > budget_s * 1.05 {
@@ -412,6 +357,69 @@ pub fn plan_budget(budget_s: f64, devices: &[DeviceBudget], runs: &[&str]) -> Bu
         probe_cumulative_lazy: t.probe_cumulative_lazy,
         scaled,
     }
+}
+
+/// The sentence saying which of the sweep's linear costs tier `t` caps, if any.
+fn sweep_caps_note(t: &Tier, threads: u32, budget_s: f64) -> Option<String> {
+    let caps = t.caps;
+    let cap = |c: Option<u64>| c.map(fmt_bytes);
+    let mut parts = Vec::new();
+    if let Some(c) = cap(caps.host_max) {
+        parts.push(format!(
+            "pinned, registered and pageable up to {c} (pinning costs about {:.1} s per GiB)",
+            cost::PIN_S_PER_GIB
+        ));
+    }
+    if let Some(c) = cap(caps.managed_max) {
+        parts.push(format!(
+            "managed strategies up to {c} (first-touch migration costs about {:.2} s per GiB)",
+            1.0 / cost::MIGRATE_GIB_PER_S
+        ));
+    }
+    if let Some(c) = cap(caps.cpu_first_max) {
+        parts.push(format!(
+            "the CPU-first variant up to {c} (one CPU thread faults managed memory at about {:.2} s per GiB; one thread at {} and below, {threads} above)",
+            cost::CPU_FAULT_S_PER_GIB,
+            fmt_bytes(CPU_SINGLE_MAX)
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "sweep: costs linear in size measured as per-GiB rates at smaller sizes: {}; device, pool and vmm at every size; {} fresh allocations and {} bandwidth runs each, to fit the {:.1}-minute budget",
+            parts.join("; "),
+            t.repeat,
+            t.runs,
+            budget_s / 60.0
+        )
+    })
+}
+
+/// The sentence saying how tier `t` coarsens the probe, if it does.
+fn probe_note(t: &Tier, budget_s: f64) -> Option<String> {
+    let mut parts = Vec::new();
+    if t.probe_host_cap < probe::DEFAULT_HOST_CAP_BYTES {
+        parts.push(format!(
+            "pinned and registered capped at {} on discrete cards (not 32 GiB)",
+            fmt_bytes(t.probe_host_cap)
+        ));
+    }
+    if !t.probe_cumulative_lazy {
+        parts
+            .push("no cumulative search of managed memory (it touches everything it holds)".into());
+    }
+    if t.probe_resolution > 256 * MIB {
+        parts.push(format!(
+            "single-allocation resolution {} (not 256 MiB)",
+            fmt_bytes(t.probe_resolution)
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "probe: {}, to fit the {:.1}-minute budget",
+            parts.join("; "),
+            budget_s / 60.0
+        )
+    })
 }
 
 #[cfg(test)]

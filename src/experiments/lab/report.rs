@@ -248,6 +248,11 @@ fn steps_and_machine(r: &LabResults, p: &mut Page) {
         rows,
     );
 
+    machine(r, p);
+}
+
+/// The host and the devices at the start, with each device's bandwidth line.
+fn machine(r: &LabResults, p: &mut Page) {
     p.h2("Machine");
     let e = &r.environment;
     let h = &e.host;
