@@ -125,3 +125,68 @@ fn skip_takes_the_registrys_names_and_no_other() {
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains(&keys.join(", ")), "{help}");
 }
+
+#[test]
+fn the_load_section_reaches_the_csvs_the_report_and_compare() {
+    use cumemlab::experiments::lab::steps::load::{KEY, LoadSection};
+    use cumemlab::experiments::load::LoadRow;
+    let f = common::repo().join("docs/results/h200-2026-11-30-lab-a");
+    let mut r = LabResults::read(&f).unwrap();
+    let row = |state: &str, run: u32, gbps: f64| LoadRow {
+        path: "read-copy".into(),
+        state: state.into(),
+        run,
+        data_bytes: 1 << 30,
+        tensors: 291,
+        resident_before_bytes: 0,
+        wall_ms: 1e3,
+        gbps,
+        first_tensor_ms: 1.0,
+        cache_growth_bytes: 0,
+        min_mem_available_bytes: 0,
+        peak_rss_bytes: 0,
+        pinned_bytes: 0,
+        kernel_ms: 1.0,
+        checksum_ok: true,
+        note: String::new(),
+    };
+    let section = LoadSection {
+        rows: vec![
+            row("cold", 1, 2.0),
+            row("cold", 2, 4.0),
+            row("warm", 1, 9.0),
+        ],
+        notes: vec!["read-copy is the fastest path here.".into()],
+        ..LoadSection::default()
+    };
+    r.put_section(KEY, &section).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join(lab::RESULTS_FILE),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .unwrap();
+    let back = LabResults::read(d.path()).unwrap();
+    lab::write_report(&back, d.path()).unwrap();
+    let csv = std::fs::read_to_string(d.path().join("load.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(d.path().join("load-copies.csv").is_file());
+    let md = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+    assert!(md.contains("## Load: a model file into GPU memory"), "{md}");
+    // The median of 2 and 4 GB/s, with its range and n.
+    assert!(
+        md.contains("| read-copy | cold | 3.00 [2.00-4.00] | 2 |"),
+        "{md}"
+    );
+    assert!(md.contains("read-copy is the fastest path here."));
+    assert!(md.contains("`load.csv`, `load-copies.csv`"));
+    let inputs = cumemlab::experiments::compare::load(&[
+        d.path().to_path_buf(),
+        common::repo().join("docs/results/h200-2026-11-30-lab-b"),
+    ])
+    .unwrap();
+    let rep = cumemlab::experiments::compare::build(&inputs);
+    let t = rep.tables.iter().find(|t| t.id == "load.gbps").unwrap();
+    let cold = t.rows.iter().find(|x| x.key == "read-copy (cold)").unwrap();
+    assert_eq!(cold.values, vec![Some(3.0), None]);
+}

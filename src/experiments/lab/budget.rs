@@ -69,6 +69,10 @@ pub mod cost {
     pub const LAYOUT_S: f64 = 2.0;
     /// `cache effect` (a 4 GiB file written, read, evicted; three probes of `device`).
     pub const CACHE_EFFECT_S: f64 = 30.0;
+    /// `load` (a 1 GiB file by seven paths, cold and warm, three times, and the copy matrix up
+    /// to 64 MiB): an estimate (42 loads of 1 GiB at 2 to 10 GB/s, evictions, pinning), not yet
+    /// measured on a GPU host; the lab runs it only with `--budget 5` or more.
+    pub const LOAD_S: f64 = 60.0;
 }
 
 /// What one device brings to the budget.
@@ -264,6 +268,9 @@ fn fixed_cost(t: &Tier, devices: &[DeviceBudget], runs: &[&str], probe_kinds: us
         if run("layout") {
             s += cost::CONTEXT_S + cost::LAYOUT_S;
         }
+    }
+    if run("load") && !devices.is_empty() {
+        s += cost::CONTEXT_S + cost::LOAD_S;
     }
     s
 }

@@ -58,7 +58,7 @@ pub fn csv_files(r: &LabResults) -> Result<Vec<(String, Vec<u8>)>> {
     }
     out.push(("accounting.csv".into(), to_csv(&acc)?));
     for exp in registry::EXPERIMENTS {
-        if let Some((name, bytes)) = exp.csv(r)? {
+        for (name, bytes) in exp.csv_files(r)? {
             out.push((name.to_string(), bytes));
         }
     }

@@ -102,6 +102,10 @@ pub trait Experiment: Sync {
     fn csv(&self, _r: &LabResults) -> Result<Option<(&'static str, Vec<u8>)>> {
         Ok(None)
     }
+    /// Every CSV file it writes (by default its one [`Experiment::csv`]).
+    fn csv_files(&self, r: &LabResults) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(self.csv(r)?.into_iter().collect())
+    }
     /// Its section of the lab report (headings, figures, tables, findings).
     fn report(&self, _r: &LabResults, _p: &mut Page, _findings: &mut Findings) -> Result<()> {
         Ok(())
@@ -130,6 +134,7 @@ pub static EXPERIMENTS: &[&dyn Experiment] = &[
     &steps::cache_effect::CacheEffect,
     &steps::layout::Layout,
     &steps::plan::Plan,
+    &steps::load::Load,
 ];
 
 /// The names `--skip` takes, in registry order.
@@ -174,13 +179,14 @@ mod tests {
                 "cache",
                 "cache-effect",
                 "layout",
-                "plan"
+                "plan",
+                "load"
             ]
         );
-        // Today's lab: four once-steps and four per-device steps.
-        assert_eq!(step_count(0), 8);
-        assert_eq!(step_count(1), 8);
-        assert_eq!(step_count(2), 12);
+        // Five steps once (or on the first device) and four per device.
+        assert_eq!(step_count(0), 9);
+        assert_eq!(step_count(1), 9);
+        assert_eq!(step_count(2), 13);
         assert!(find("cache-effect").is_some_and(|e| e.name() == "cache effect"));
         assert!(find("nope").is_none());
     }

@@ -343,7 +343,7 @@ fn files(r: &LabResults, p: &mut Page) -> Result<()> {
     ];
     let mut csvs = Vec::new();
     for exp in registry::EXPERIMENTS {
-        if let Some((name, _)) = exp.csv(r)? {
+        for (name, _) in exp.csv_files(r)? {
             csvs.push(format!("`{name}`"));
         }
     }

@@ -367,7 +367,10 @@ mod tests {
         assert_eq!(step_devices(find("cache-effect"), &[0, 1]), [Some(0)]);
         assert_eq!(step_devices(find("cache"), &[0, 1]), [None]);
         assert_eq!(step_devices(find("layout"), &[]), [None]);
-        assert_eq!(registry::step_count(2), 12);
+        assert_eq!(registry::step_count(2), 13);
+        // load runs with --budget 5 or more only.
+        let load = not_run(find("load"), &two).unwrap();
+        assert!(load.0 == StepStatus::Skipped && load.1.contains("--budget 5"));
     }
 
     #[test]

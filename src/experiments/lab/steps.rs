@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cache_effect;
 pub mod info;
 pub mod layout;
+pub mod load;
 pub mod plan;
 pub mod probe;
 pub mod selftest;
