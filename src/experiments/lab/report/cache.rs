@@ -21,7 +21,7 @@ pub fn status(r: &LabResults, p: &mut Page, findings: &mut Findings) {
         .iter()
         .map(|x| {
             vec![
-                x.label.clone(),
+                x.label.label().to_string(),
                 gib(x.mem_free_bytes),
                 gib(x.mem_available_bytes),
                 gib(x.cached_bytes),

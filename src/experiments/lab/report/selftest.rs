@@ -45,7 +45,7 @@ pub fn section(r: &LabResults, p: &mut Page, findings: &mut Findings) {
         for b in &s.bandwidth {
             bw.push(vec![
                 s.device.to_string(),
-                b.op.clone(),
+                b.op.to_string(),
                 fmt_bytes(b.bytes),
                 format!("{:.1}", b.gbps.median),
                 format!("{:.1}", b.gbps.min),
