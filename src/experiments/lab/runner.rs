@@ -368,9 +368,18 @@ mod tests {
         assert_eq!(step_devices(find("cache"), &[0, 1]), [None]);
         assert_eq!(step_devices(find("layout"), &[]), [None]);
         assert_eq!(registry::step_count(2), 13);
-        // load runs with --budget 5 or more only.
-        let load = not_run(find("load"), &two).unwrap();
-        assert!(load.0 == StepStatus::Skipped && load.1.contains("--budget 5"));
+        // load runs in the default budget (2 minutes) and above, not below.
+        assert_eq!(not_run(find("load"), &two), None);
+        let short = LabOptions {
+            budget_minutes: 1.0,
+            ..two.opts.clone()
+        };
+        let short = StepContext {
+            opts: &short,
+            ..two
+        };
+        let load = not_run(find("load"), &short).unwrap();
+        assert!(load.0 == StepStatus::Skipped && load.1.contains("--budget 2"));
     }
 
     #[test]
