@@ -138,3 +138,62 @@ fn the_binary_embeds_this_fatbin() {
         FATBIN.len()
     );
 }
+
+/// The kernels only tests and benchmarks use (kernels/test/*.cu): a fatbin of their own.
+const TEST_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test-kernels.fatbin"));
+
+/// The `extern "C" __global__` kernel names of the `.cu` files of `dir` (under the repository).
+fn kernel_names(dir: &str) -> Vec<String> {
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(std::path::Path::new(&root).join(dir)).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "cu") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for part in text.split("__global__ void ").skip(1) {
+            names.push(part.split('(').next().unwrap().trim().to_string());
+        }
+    }
+    assert!(!names.is_empty(), "no kernels in {dir}");
+    names
+}
+
+/// Whether `hay` holds the bytes of `needle` (through `str::contains`: the standard library's
+/// search is optimised even in a debug build, and the binary is large).
+fn holds(hay: &[u8], needle: &str) -> bool {
+    String::from_utf8_lossy(hay).contains(needle)
+}
+
+#[test]
+fn test_kernels_are_in_their_own_fatbin_and_out_of_the_binary() {
+    // Built like the production one: SASS for every architecture and the PTX fallback.
+    let e = entries(TEST_FATBIN);
+    assert_eq!(arches(&e, 2), WANT_SASS, "test fatbin SASS: {e:?}");
+    assert_eq!(arches(&e, 1), WANT_PTX, "test fatbin PTX: {e:?}");
+    // Each kernel name is a NUL-terminated symbol in the fatbin that holds it, and the test
+    // kernels' names appear nowhere in the production fatbin.
+    let test = kernel_names("kernels/test");
+    for name in &test {
+        let sym = format!("{name}\0");
+        assert!(holds(TEST_FATBIN, &sym), "{name} not in the test fatbin");
+        assert!(!holds(FATBIN, name), "{name} is in the production fatbin");
+    }
+    for name in kernel_names("kernels") {
+        let sym = format!("{name}\0");
+        assert!(holds(FATBIN, &sym), "{name} not in the production fatbin");
+        assert!(!test.contains(&name), "{name} is defined for both fatbins");
+    }
+    // And the binary carries none of them (it embeds only the production fatbin).
+    let bin = std::fs::read(common::bin()).expect("the cumemlab binary is readable");
+    let bin = String::from_utf8_lossy(&bin);
+    for name in &test {
+        assert!(
+            !bin.contains(name.as_str()),
+            "{} holds the test kernel {name}",
+            common::bin().display()
+        );
+    }
+}

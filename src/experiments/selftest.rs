@@ -10,7 +10,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Gpu, check_interrupt};
-use crate::driver::{DevicePtr, host_pattern_byte, host_pattern_sum, host_pattern_word};
+use crate::driver::{DeviceSpan, host_pattern_byte, host_pattern_sum, host_pattern_word};
 use crate::error::{Error, Result};
 use crate::memory::{AllocOptions, Strategy, allocate};
 use crate::report::{Progress, new_table};
@@ -145,13 +145,9 @@ pub const DEFAULT_FILL_SIZES: [u64; 3] = [GIB, 4 * GIB, 16 * GIB];
 /// The odd size: not a multiple of 16, of 4, or of the page size.
 pub const ODD_BYTES: u64 = 64 * MIB + 4099;
 
-/// Verifies every kernel on `ptr` (`bytes` long) with a fresh seed; returns the checks.
-pub fn verify_kernels(
-    gpu: &Gpu,
-    ptr: DevicePtr,
-    bytes: u64,
-    page: u64,
-) -> Result<Vec<KernelCheck>> {
+/// Verifies every kernel on `span` with a fresh seed; returns the checks.
+pub fn verify_kernels(gpu: &Gpu, span: DeviceSpan<'_>, page: u64) -> Result<Vec<KernelCheck>> {
+    let bytes = span.bytes();
     let k = &gpu.kernels;
     let s = &gpu.stream;
     let dev = gpu.device.ordinal();
@@ -169,9 +165,9 @@ pub fn verify_kernels(
     };
 
     // fill over a poisoned buffer, then check: every element written with the new seed.
-    k.memset_d8(ptr, bytes, 0xA5)?;
-    k.fill(s, ptr, bytes, seed)?;
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    k.memset_d8(span, 0xA5)?;
+    k.fill(s, span, seed)?;
+    let (_, c) = k.check(s, span, seed)?;
     push(
         "fill+check",
         c.mismatches == 0,
@@ -182,7 +178,7 @@ pub fn verify_kernels(
     );
 
     // read: the sum of the pattern, computed independently on the host.
-    let (_, sum) = k.read(s, ptr, bytes)?;
+    let (_, sum) = k.read(s, span)?;
     let want = host_pattern_sum(bytes, seed);
     push(
         "read",
@@ -194,10 +190,10 @@ pub fn verify_kernels(
     let words = bytes / 4;
     let victim = rng.random_range(0..words.max(1));
     let mut word = [0u8; 4];
-    k.download(ptr + victim * 4, &mut word)?;
+    k.download(span.slice(victim * 4, 4)?, &mut word)?;
     let planted = [!word[0], word[1], word[2], word[3]];
-    k.upload(ptr + victim * 4, &planted)?;
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    k.upload(span.slice(victim * 4, 4)?, &planted)?;
+    let (_, c) = k.check(s, span, seed)?;
     push(
         "check (planted error)",
         c.mismatches == 1 && c.first_bad_offset == Some(victim * 4),
@@ -211,10 +207,10 @@ pub fn verify_kernels(
 
     // touch writes one word per page (over freshly filled data: the planted error is gone):
     // read back one word per page and compare the sum.
-    k.fill(s, ptr, bytes, seed)?;
+    k.fill(s, span, seed)?;
     let value: u32 = rng.random_range(1..u32::MAX);
-    k.touch(s, ptr, bytes, page, value)?;
-    let (_, tsum) = k.touch_read(s, ptr, bytes, page)?;
+    k.touch(s, span, page, value)?;
+    let (_, tsum) = k.touch_read(s, span, page)?;
     let pages = bytes.div_ceil(page);
     let last_partial = bytes - (pages - 1) * page < 4;
     let expect = if last_partial {
@@ -228,7 +224,7 @@ pub fn verify_kernels(
         format!("{pages} pages of {page} B: sum {tsum}, expected {expect}"),
     );
     // And touch changed exactly the elements it should have: count them on the host.
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    let (_, c) = k.check(s, span, seed)?;
     let want = expected_touch_mismatches(bytes, page, value, seed);
     push(
         "touch stride",
@@ -313,13 +309,13 @@ fn fill_by_size(gpu: &Gpu, runs: u32, sizes: &[u64]) -> Result<Vec<Bandwidth>> {
         largest,
         &AllocOptions::default(),
     )?;
-    let p = a.device_ptr();
     for &bytes in sizes {
         let (mut memset, mut fill) = (Vec::new(), Vec::new());
         for i in 0..=runs {
             check_interrupt()?;
-            let m = k.memset_d32(s, p, bytes, 0x1234_5678)?;
-            let f = k.fill(s, p, bytes, 0x0bad_f00d)?;
+            let p = a.span().prefix(bytes)?;
+            let m = k.memset_d32(s, p, 0x1234_5678)?;
+            let f = k.fill(s, p, 0x0bad_f00d)?;
             if i > 0 {
                 memset.push(m);
                 fill.push(f);
@@ -375,23 +371,23 @@ pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
     let a = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
     let b = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
     let page = crate::host::facts::page_size();
-    let mut checks = verify_kernels(gpu, a.device_ptr(), bytes, page)?;
+    let mut checks = verify_kernels(gpu, a.span(), page)?;
     progress.inc();
     let odd = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, ODD_BYTES, &no_opts)?;
-    checks.extend(verify_kernels(gpu, odd.device_ptr(), ODD_BYTES, page)?);
+    checks.extend(verify_kernels(gpu, odd.span(), page)?);
     drop(odd);
     progress.inc();
     check_interrupt()?;
 
     progress.message("measuring bandwidth");
     let (k, s) = (&gpu.kernels, &gpu.stream);
-    let (pa, pb) = (a.device_ptr(), b.device_ptr());
+    let (pa, pb) = (a.span(), b.span());
     // Never time on zero-filled data when reading: fill first.
-    k.fill(s, pa, bytes, 0x5eed_1234)?;
-    let memset = bandwidth_runs(opts.runs, || Ok(k.memset_d32(s, pb, bytes, 0x1234_5678)?))?;
-    let fill = bandwidth_runs(opts.runs, || Ok(k.fill(s, pb, bytes, 0x0bad_f00d)?))?;
-    let read = bandwidth_runs(opts.runs, || Ok(k.read(s, pa, bytes)?.0))?;
-    let copy = bandwidth_runs(opts.runs, || Ok(k.copy(s, pb, pa, bytes)?))?;
+    k.fill(s, pa, 0x5eed_1234)?;
+    let memset = bandwidth_runs(opts.runs, || Ok(k.memset_d32(s, pb, 0x1234_5678)?))?;
+    let fill = bandwidth_runs(opts.runs, || Ok(k.fill(s, pb, 0x0bad_f00d)?))?;
+    let read = bandwidth_runs(opts.runs, || Ok(k.read(s, pa)?.0))?;
+    let copy = bandwidth_runs(opts.runs, || Ok(k.copy(s, pb, pa)?))?;
     progress.inc();
     let to_gbps = |ms: &[f64]| ms.iter().map(|m| gbps(bytes, *m)).collect::<Vec<_>>();
     let memset_med = Summary::of(&to_gbps(&memset)).map_or(0.0, |s| s.median);

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::env::Environment;
 use super::{DeviceSel, Gpu, check_interrupt, interrupted, require_driver};
-use crate::driver::DevicePtr;
+use crate::driver::DeviceSpan;
 use crate::error::{Error, Result};
 use crate::host::{MemInfo, rss_bytes};
 use crate::memory::cpu::{cpu_sample_check, cpu_touch};
@@ -708,23 +708,23 @@ fn one_allocation(
         }
     }
     record_steps(acc, "alloc", a.alloc_steps());
-    let ptr: DevicePtr = a.device_ptr();
+    let span = a.span();
     let writable = a.writable();
     c.lap(phase::ALLOC);
     check_interrupt()?;
 
     // 2. prefetch (managed+prefetch).
     if st == Strategy::ManagedPrefetch {
-        acc.one(phase::PREFETCH, prefetch_to_device(s, ptr, size)?);
+        acc.one(phase::PREFETCH, prefetch_to_device(s, span)?);
         c.lap(phase::PREFETCH);
     }
 
     // 3-4. GPU first and second touch (a read-only touch for read-only file mappings).
     let touch = |value: u32| -> Result<f64> {
         if writable {
-            Ok(k.touch(s, ptr, size, stride, value)?)
+            Ok(k.touch(s, span, stride, value)?)
         } else {
-            Ok(k.touch_read(s, ptr, size, stride)?.0)
+            Ok(k.touch_read(s, span, stride)?.0)
         }
     };
     acc.one(phase::GPU_FIRST_TOUCH, touch(0x1111_1111)?);
@@ -742,21 +742,18 @@ fn one_allocation(
     if writable {
         acc.group(
             phase::FILL,
-            repeat(c.opts.runs, || Ok(k.fill(s, ptr, size, seed)?))?,
+            repeat(c.opts.runs, || Ok(k.fill(s, span, seed)?))?,
         );
         check_interrupt()?;
     }
-    acc.group(
-        phase::READ,
-        repeat(c.opts.runs, || Ok(k.read(s, ptr, size)?.0))?,
-    );
+    acc.group(phase::READ, repeat(c.opts.runs, || Ok(k.read(s, span)?.0))?);
     c.lap("fill and read bandwidth");
     check_interrupt()?;
 
     // 7. verify: the check kernel over everything on every allocation, and the CPU on a sample
     // where it can reach (first allocation only: on managed memory each sampled word migrates).
     if writable {
-        let (_, res) = k.check(s, ptr, size, seed)?;
+        let (_, res) = k.check(s, span, seed)?;
         let mut note = format!("check kernel over all {size} bytes of each allocation");
         let mut bad = res.mismatches;
         if first && let Some(mem) = a.host_slice() {
@@ -776,7 +773,7 @@ fn one_allocation(
     }
     c.lap(phase::VERIFY);
     if st == Strategy::Device {
-        baselines(c, ptr, size, acc)?;
+        baselines(c, a.span(), acc)?;
         c.lap("baselines");
     }
 
@@ -805,7 +802,6 @@ fn one_allocation(
     if has_cpu_first && !cpu_capped && !interrupted() && check(c, st, size, first, sink, progress)?
     {
         let mut b = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
-        let bptr = b.device_ptr();
         let threads = c.opts.cpu_threads_for(size);
         if let Some(mem) = b.host_slice() {
             let t = cpu_touch(mem, stride, 0x3333_3333, threads);
@@ -814,7 +810,7 @@ fn one_allocation(
             acc.cpu_threads = Some(t.threads);
             acc.cpu_pages_per_s_per_thread
                 .push(t.pages_per_s_per_thread());
-            let g = k.touch(s, bptr, size, stride, 0x4444_4444)?;
+            let g = k.touch(s, b.span(), stride, 0x4444_4444)?;
             acc.one(phase::GPU_TOUCH_AFTER_CPU, g);
         }
         b.free()?;
@@ -856,19 +852,20 @@ fn check(
 }
 
 /// `cuMemsetD32` over the buffer, and a device-to-device copy of its first half onto its second.
-fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
+fn baselines(c: &Ctx, span: DeviceSpan<'_>, acc: &mut Acc) -> Result<()> {
     let (k, s) = (&c.gpu.kernels, &c.gpu.stream);
     acc.group(
         phase::MEMSET_BASELINE,
-        repeat(c.opts.runs, || {
-            Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?)
-        })?,
+        repeat(c.opts.runs, || Ok(k.memset_d32(s, span, 0x5a5a_5a5a)?))?,
     );
-    let half = size / 2 / 16 * 16;
+    let half = span.bytes() / 2 / 16 * 16;
     if half > 0 {
         acc.group(
             phase::COPY_BASELINE,
-            repeat(c.opts.runs, || Ok(k.copy(s, ptr + half, ptr, half)?))?,
+            repeat(c.opts.runs, || {
+                let (lo, hi) = span.split_at(half)?;
+                Ok(k.copy(s, hi, lo)?)
+            })?,
         );
     }
     Ok(())

@@ -1,7 +1,7 @@
 // Variants of `fill` kept for `tests/gpu_fill_variants.rs`, which times each against
 // cuMemsetD32 so that the choice of the production kernel rests on measurements
 // (scripts/fill-bench.cu sweeps more shapes; docs/results/h200-2026-11-30-fill/ has the numbers).
-#include "fill_tiles.cuh"
+#include "../fill_tiles.cuh"
 
 // The production fill until 2026-11-30: grid-stride, four independent stores in flight per
 // thread (95% of cuMemsetD32 on an H200 at 16x the occupancy grid); STREAMING uses
