@@ -76,6 +76,10 @@ const DRIVER_FUNCTIONS: &[(&str, &str)] = &[
     ("cuModuleLoadData", "load the embedded fatbin"),
     ("cuModuleUnload", "unload it"),
     ("cuModuleGetFunction", "kernel handles"),
+    (
+        "cuFuncGetParamInfo",
+        "check a fill variant's parameters before launching it",
+    ),
     ("cuLaunchKernel", "launch kernels"),
     (
         "cuOccupancyMaxActiveBlocksPerMultiprocessor",

@@ -26,8 +26,14 @@ fn stub_lib() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alloc-stub");
-            std::fs::create_dir_all(&dir).ok()?;
+            // Under cargo's scratch folder for tests; elsewhere (a GPU bundle run on another
+            // host) a per-process temporary folder.
+            let dir = [
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alloc-stub"),
+                std::env::temp_dir().join(format!("cumemlab-alloc-stub-{}", std::process::id())),
+            ]
+            .into_iter()
+            .find(|d| std::fs::create_dir_all(d).is_ok())?;
             let lib = dir.join("libcuda-alloc-stub.so");
             let src = common::repo().join("tests/fixtures/stub-driver/libcuda-alloc-stub.c");
             Command::new("cc")

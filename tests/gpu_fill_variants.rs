@@ -79,6 +79,56 @@ fn fill_writes_every_byte_and_nothing_past_the_end() {
 }
 
 #[test]
+fn variants_load_apart_and_only_fill_shaped_kernels_launch() {
+    let Some(gpu) = common::gpu_or_skip("variants_load_apart_and_only_fill_shaped_kernels_launch")
+    else {
+        return;
+    };
+    let (k, s) = (&gpu.kernels, &gpu.stream);
+    let variants = Module::load(&gpu.ctx, TEST_FATBIN).unwrap();
+    let a = allocate(
+        &gpu.ctx,
+        s,
+        Strategy::Device,
+        (1 << 20) + 7,
+        &AllocOptions::default(),
+    )
+    .unwrap();
+    let span = a.span();
+    let shape = FillShape::Occupancy {
+        block: 256,
+        factor: 1,
+    };
+    // The production module does not have the variants; the test module does, and they write the
+    // pattern over every byte.
+    let e = k
+        .time_fill_variant(k.module(), "cml_fillv_simple", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cuModuleGetFunction failed"), "{e}");
+    k.memset_d8(span, 0xA5).unwrap();
+    k.time_fill_variant(&variants, "cml_fillv_tiles4", shape, s, span, 77)
+        .unwrap();
+    let (_, c) = k.check(s, span, 77).unwrap();
+    assert_eq!(c.mismatches, 0, "{c:?}");
+    // A kernel that is not fill-shaped is refused before it is launched: by name, and by its
+    // parameters (cuFuncGetParamInfo: CUDA 12.4 and newer drivers).
+    let e = k
+        .time_fill_variant(k.module(), "cml_check", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a fill-shaped kernel"), "{e}");
+    let e = k
+        .time_fill_variant(&variants, "cml_fillv_bad_params", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[8, 8]") && e.contains("not a fill kernel's"),
+        "{e}"
+    );
+}
+
+#[test]
 #[ignore = "a benchmark: run with --ignored on a GPU host"]
 fn fill_variants_against_memset() {
     let Some(gpu) = common::gpu_or_skip("fill_variants_against_memset") else {

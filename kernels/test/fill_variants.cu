@@ -68,3 +68,10 @@ extern "C" __global__ void cml_fillv_const(uint8_t* __restrict__ base, uint64_t 
     const uint4 x = make_uint4(seed, seed, seed, seed);
     for (uint64_t j = cml_tid(); j < nvec; j += cml_nthreads()) v[j] = x;
 }
+
+// Not a fill at all: a fill-shaped name with the wrong parameters, which
+// Kernels::time_fill_variant must refuse before launching (tests/gpu_fill_variants.rs).
+extern "C" __global__ void cml_fillv_bad_params(uint8_t* base, uint64_t bytes) {
+    (void)base;
+    (void)bytes;
+}

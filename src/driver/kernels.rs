@@ -400,8 +400,10 @@ impl Kernels {
 
     /// Times the fill-shaped kernel `name` of `module` (its name starts with [`FILL_PREFIX`]:
     /// `(base, bytes, seed)` parameters) over `span`, launched with `shape`: for comparing fill
-    /// variants (`kernels/test/fill_variants.cu`, or `cml_fill` of [`Kernels::module`]). A block
-    /// larger than the kernel allows is an error (named by the launch).
+    /// variants (`kernels/test/fill_variants.cu`, or `cml_fill` of [`Kernels::module`]). Another
+    /// name, or parameters of other sizes (`cuFuncGetParamInfo`, where the driver has it), are
+    /// refused before the launch. A block larger than the kernel allows is an error (named by the
+    /// launch).
     pub fn time_fill_variant(
         &self,
         module: &Module,
@@ -417,6 +419,15 @@ impl Kernels {
             )));
         }
         let raw = module.function(name)?;
+        // (base pointer, byte count, seed): a kernel of another shape would read garbage
+        // arguments. Checked where the driver can say.
+        if let Some(sizes) = module.param_sizes(raw)?
+            && sizes != [8, 8, 4]
+        {
+            return Err(Error::Invalid(format!(
+                "{name} takes parameters of {sizes:?} bytes, not a fill kernel's [8, 8, 4]"
+            )));
+        }
         let f = match shape {
             FillShape::Occupancy { block, factor } => {
                 let f = with_block(module, raw, block)?;

@@ -118,6 +118,30 @@ impl Module {
     }
 }
 
+impl Module {
+    /// The sizes in bytes of `raw`'s parameters, in order (`cuFuncGetParamInfo`, CUDA 12.4 and
+    /// newer); `None` from a driver too old to say.
+    pub(super) fn param_sizes(&self, raw: sys::CUfunction) -> Result<Option<Vec<usize>>> {
+        let drv = self.ctx.driver();
+        if drv.lib().cuFuncGetParamInfo.is_err() {
+            return Ok(None);
+        }
+        let mut sizes = Vec::new();
+        // A kernel has at most a few hundred parameters; the driver says INVALID_VALUE past the
+        // last one.
+        for i in 0..1024 {
+            let (mut offset, mut size) = (0usize, 0usize);
+            // SAFETY: `raw` is a function of this loaded module; both out-pointers are valid.
+            match unsafe { cu!(drv, cuFuncGetParamInfo(raw, i, &mut offset, &mut size)) } {
+                Ok(()) => sizes.push(size),
+                Err(Error::Call(e)) if e.code == sys::CUDA_ERROR_INVALID_VALUE => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(sizes))
+    }
+}
+
 impl Drop for Module {
     fn drop(&mut self) {
         // SAFETY: the module is owned by `self` and not used afterwards (functions looked up in it
