@@ -188,6 +188,9 @@ impl ManagedBuffer {
     /// The memory as a CPU byte slice. Callers synchronise the GPU's work on it first (the
     /// kernels' launches return after their stream has finished).
     pub fn host_slice(&mut self) -> &mut [u8] {
+        if self.0.ptr == 0 {
+            return &mut [];
+        }
         // SAFETY: managed memory is valid for `bytes` bytes at the same address on the host while
         // `self` lives (`bytes` fit usize: checked at allocation); `&mut self` makes the slice
         // exclusive on the CPU side and ends every span borrowed from `self`.
@@ -272,6 +275,9 @@ impl PinnedBuffer {
 
     /// The memory as a CPU byte slice.
     pub fn host_slice(&mut self) -> &mut [u8] {
+        if self.host.is_null() {
+            return &mut [];
+        }
         // SAFETY: the pinned block is valid for `bytes` bytes (they fit usize: checked at
         // allocation) while `self` lives; `&mut self` makes the slice exclusive on the CPU side
         // and ends every span borrowed from `self`.

@@ -13,6 +13,27 @@ use super::{DevicePtr, Error, Result};
 
 /// `bytes` bytes of memory the GPU can address at `addr`, borrowed from the allocation that owns
 /// them for `'a`. Read-only spans (read-only file mappings) refuse every writing operation.
+///
+/// A span is used while its allocation lives:
+/// ```no_run
+/// # fn f(gpu: &cumemlab::experiments::Gpu, a: Box<dyn cumemlab::memory::Allocation>) {
+/// let span = a.span();
+/// gpu.kernels.fill(&gpu.stream, span, 7).unwrap();
+/// a.free().unwrap();
+/// # }
+/// ```
+/// and not after it was freed (this does not compile):
+/// ```compile_fail,E0505
+/// # fn f(gpu: &cumemlab::experiments::Gpu, a: Box<dyn cumemlab::memory::Allocation>) {
+/// let span = a.span();
+/// a.free().unwrap();
+/// gpu.kernels.fill(&gpu.stream, span, 7).unwrap();
+/// # }
+/// ```
+/// Nor can code outside the driver layer make one from an address (this does not compile):
+/// ```compile_fail,E0451
+/// let span = cumemlab::driver::DeviceSpan { addr: 0x1000, bytes: 4096, writable: true, owner: std::marker::PhantomData };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceSpan<'a> {
     addr: DevicePtr,
