@@ -95,6 +95,14 @@ impl HostMap {
         !matches!(self.map, Map::File(_))
     }
 
+    /// The mapped bytes (reading them faults a file's pages in through the page cache).
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.map {
+            Map::Anon(m) | Map::FileCopy(m) => m,
+            Map::File(m) => m,
+        }
+    }
+
     /// The memory as a CPU byte slice, for writable mappings.
     pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
         match &mut self.map {

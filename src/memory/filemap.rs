@@ -41,6 +41,11 @@ impl FileMap {
         self.bytes
     }
 
+    /// The mapped bytes (reading them faults the file's pages in through the page cache).
+    pub fn as_slice(&self) -> &[u8] {
+        self.map.as_slice()
+    }
+
     /// The mapping as kernels take it (read-only), for devices with PAGEABLE_MEMORY_ACCESS.
     pub fn span(&self) -> DeviceSpan<'_> {
         self.map.span()
@@ -96,6 +101,12 @@ mod tests {
         // Reading one page brings at least that page back (readahead may bring more).
         let m = FileMap::open(&p, 0).unwrap();
         assert_eq!(m.bytes(), len as u64);
+        assert_eq!(m.as_slice().len(), len);
+        assert_eq!(m.span().bytes(), len as u64);
+        assert!(
+            !m.span().is_writable(),
+            "a read-only file map gives read-only spans"
+        );
         let mut buf = [0u8; 10];
         std::io::Read::read(&mut File::open(&p).unwrap(), &mut buf).unwrap();
         assert!(m.resident_bytes().unwrap() >= 4096);
