@@ -197,3 +197,48 @@ fn test_kernels_are_in_their_own_fatbin_and_out_of_the_binary() {
         );
     }
 }
+
+/// The parameter sizes in bytes of kernel `name` as the fatbin's PTX declares them
+/// (`.param .u64 NAME_param_0, ...`), or `None` when no PTX entry has that name.
+fn ptx_params(fatbin: &[u8], name: &str) -> Option<Vec<usize>> {
+    let text = String::from_utf8_lossy(fatbin);
+    let entry = format!(".entry {name}(");
+    let start = text.find(&entry)? + entry.len();
+    let end = start + text[start..].find(')')?;
+    Some(
+        text[start..end]
+            .split(',')
+            .map(|p| {
+                let ty = p.split_whitespace().nth(1).expect("`.param .TYPE NAME`");
+                ty.trim_start_matches(".u")
+                    .trim_start_matches(".b")
+                    .trim_start_matches(".s")
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| panic!("{name}: parameter type {ty}"))
+                    / 8
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn every_launch_passes_the_parameters_its_kernel_declares() {
+    use cumemlab::driver::{FILL_PARAMS, FILL_PREFIX, KERNEL_PARAMS};
+    for (name, params) in KERNEL_PARAMS {
+        assert_eq!(
+            ptx_params(FATBIN, name).as_deref(),
+            Some(params),
+            "{name}: the PTX against src/driver/kernels.rs"
+        );
+    }
+    // Every fill-shaped test kernel, the one made wrong on purpose apart.
+    for name in kernel_names("kernels/test") {
+        let got = ptx_params(TEST_FATBIN, &name);
+        assert!(name.starts_with(FILL_PREFIX), "{name}");
+        if name.ends_with("bad_params") {
+            assert_eq!(got.as_deref(), Some(&[8usize, 8][..]), "{name}");
+        } else {
+            assert_eq!(got.as_deref(), Some(&FILL_PARAMS[..]), "{name}");
+        }
+    }
+}

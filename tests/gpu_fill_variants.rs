@@ -123,7 +123,7 @@ fn variants_load_apart_and_only_fill_shaped_kernels_launch() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("[8, 8]") && e.contains("not a fill kernel's"),
+        e.contains("takes parameters of [8, 8] bytes, not the [8, 8, 4]"),
         "{e}"
     );
 }

@@ -8,6 +8,9 @@
 //! Every launch, set and copy takes its memory as a [`DeviceSpan`] borrowed from a live
 //! allocation and works on exactly that span: the length cannot exceed the allocation, writes to
 //! a read-only span are refused, and a copy's destination must hold its source without overlap.
+//! Each kernel is checked at load to take parameters of the sizes its launch passes (where the
+//! driver can say: `cuFuncGetParamInfo`, CUDA 12.4 and newer), so a kernel edited without its
+//! launch fails to load instead of reading garbage addresses.
 //! Kernels only tests and benchmarks use are not here: they are in `kernels/test/`, a fatbin of
 //! their own that tests load as a [`Module`] and launch with [`Kernels::time_fill_variant`].
 //!
@@ -35,6 +38,34 @@ const FILL_VECTORS_PER_THREAD: u64 = 2;
 /// bytes, uint32_t seed)` and writes only `base[0 .. bytes)` (kernels/fill.cu,
 /// kernels/test/fill_variants.cu). [`Kernels::time_fill_variant`] launches no other.
 pub const FILL_PREFIX: &str = "cml_fill";
+
+/// The sizes in bytes of a fill-shaped kernel's parameters: `(base, bytes, seed)`.
+pub const FILL_PARAMS: [usize; 3] = [8, 8, 4];
+
+/// Every production kernel with the sizes in bytes of the parameters its launch below passes:
+/// checked at load where the driver can say, and against the fatbin's PTX by
+/// tests/build_fatbin.rs (no GPU needed).
+pub const KERNEL_PARAMS: [(&str, &[usize]); 5] = [
+    ("cml_fill", &FILL_PARAMS),
+    // (base, bytes, stride, value)
+    ("cml_touch", &[8, 8, 8, 4]),
+    // (base, bytes, stride, out)
+    ("cml_touch_read", &[8, 8, 8, 8]),
+    // (base, bytes, out)
+    ("cml_read", &[8, 8, 8]),
+    // (base, bytes, seed, bad, first)
+    ("cml_check", &[8, 8, 4, 8, 8]),
+];
+
+/// The kernel `name` of `module`, checked against [`KERNEL_PARAMS`].
+fn production_kernel(module: &Module, name: &str) -> Result<sys::CUfunction> {
+    let params = KERNEL_PARAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| Error::Invalid(format!("{name} is not a kernel of KERNEL_PARAMS")))?;
+    module.kernel(name, params)
+}
 
 #[derive(Clone, Copy)]
 struct Function {
@@ -118,8 +149,8 @@ impl Kernels {
             .device()
             .attribute(sys::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X)?
             .clamp(1, i64::from(i32::MAX)) as u32;
-        let function = |name: &str| with_block(&module, module.function(name)?, BLOCK);
-        let fill = module.function("cml_fill")?;
+        let function = |name: &str| with_block(&module, production_kernel(&module, name)?, BLOCK);
+        let fill = production_kernel(&module, "cml_fill")?;
         Ok(Kernels {
             ctx: ctx.clone(),
             fill: with_block(&module, fill, largest_block(&module, fill)?)?,
@@ -418,16 +449,7 @@ impl Kernels {
                 "{name} is not a fill-shaped kernel (their names start with {FILL_PREFIX})"
             )));
         }
-        let raw = module.function(name)?;
-        // (base pointer, byte count, seed): a kernel of another shape would read garbage
-        // arguments. Checked where the driver can say.
-        if let Some(sizes) = module.param_sizes(raw)?
-            && sizes != [8, 8, 4]
-        {
-            return Err(Error::Invalid(format!(
-                "{name} takes parameters of {sizes:?} bytes, not a fill kernel's [8, 8, 4]"
-            )));
-        }
+        let raw = module.kernel(name, &FILL_PARAMS)?;
         let f = match shape {
             FillShape::Occupancy { block, factor } => {
                 let f = with_block(module, raw, block)?;

@@ -38,7 +38,7 @@ pub use context::{Context, Event, Stream};
 pub use device::{ATTRIBUTES, Attribute, Device, DeviceAttributes};
 pub use error::{DriverError, Error, Result};
 pub use host::{HostMap, read_volatile, write_volatile};
-pub use kernels::{CheckResult, FILL_PREFIX, FillShape, Kernels};
+pub use kernels::{CheckResult, FILL_PARAMS, FILL_PREFIX, FillShape, KERNEL_PARAMS, Kernels};
 pub use module::{Module, check_fatbin};
 pub use pattern::{host_pattern_byte, host_pattern_sum, host_pattern_word};
 pub use span::DeviceSpan;

@@ -120,12 +120,12 @@ impl Module {
 
 impl Module {
     /// The sizes in bytes of `raw`'s parameters, in order (`cuFuncGetParamInfo`, CUDA 12.4 and
-    /// newer); `None` from a driver too old to say.
-    pub(super) fn param_sizes(&self, raw: sys::CUfunction) -> Result<Option<Vec<usize>>> {
+    /// newer); `None` where the driver cannot say (too old, or it refuses the question, also for
+    /// the first parameter: every kernel here has one, so that answer is taken as "cannot say"
+    /// rather than as a kernel without parameters).
+    fn param_sizes(&self, raw: sys::CUfunction) -> Option<Vec<usize>> {
         let drv = self.ctx.driver();
-        if drv.lib().cuFuncGetParamInfo.is_err() {
-            return Ok(None);
-        }
+        drv.lib().cuFuncGetParamInfo.as_ref().ok()?;
         let mut sizes = Vec::new();
         // A kernel has at most a few hundred parameters; the driver says INVALID_VALUE past the
         // last one.
@@ -134,11 +134,24 @@ impl Module {
             // SAFETY: `raw` is a function of this loaded module; both out-pointers are valid.
             match unsafe { cu!(drv, cuFuncGetParamInfo(raw, i, &mut offset, &mut size)) } {
                 Ok(()) => sizes.push(size),
-                Err(Error::Call(e)) if e.code == sys::CUDA_ERROR_INVALID_VALUE => break,
-                Err(e) => return Err(e),
+                Err(Error::Call(e)) if e.code == sys::CUDA_ERROR_INVALID_VALUE && i > 0 => break,
+                Err(_) => return None,
             }
         }
-        Ok(Some(sizes))
+        Some(sizes)
+    }
+
+    /// The kernel `name`, checked to take parameters of the sizes `want` (in bytes, in order)
+    /// where the driver can say: a launch passing other arguments would have the kernel read
+    /// garbage addresses.
+    pub(super) fn kernel(&self, name: &str, want: &[usize]) -> Result<sys::CUfunction> {
+        let raw = self.function(name)?;
+        match self.param_sizes(raw) {
+            Some(sizes) if sizes != want => Err(Error::Invalid(format!(
+                "kernel {name} takes parameters of {sizes:?} bytes, not the {want:?} its launch passes"
+            ))),
+            _ => Ok(raw),
+        }
     }
 }
 
