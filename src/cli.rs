@@ -43,6 +43,8 @@ pub enum Command {
     Layout(experiments::layout::LayoutArgs),
     /// How much can really be allocated, per strategy: the largest single allocation and the cumulative maximum, and why each stopped.
     Probe(experiments::probe::ProbeArgs),
+    /// A model file into GPU memory by every path (mmap, read, pinned staging, registered, O_DIRECT, managed), cold and warm; --copies: the host<->device copy matrix.
+    Load(experiments::load::LoadArgs),
     /// The page cache against GPU memory: status, --drop, --fill, --evict, and the `cache effect` experiment.
     Cache(experiments::cache::CacheArgs),
     /// A live view of device free/total, MemAvailable, MemFree, Cached and SwapFree, like top.

@@ -19,6 +19,7 @@ fn main() {
         Command::Sweep(a) => experiments::sweep::main(a),
         Command::Layout(a) => experiments::layout::main(a),
         Command::Probe(a) => experiments::probe::main(a),
+        Command::Load(a) => experiments::load::main(a),
         Command::Cache(a) => experiments::cache::main(a),
         Command::Watch(a) => experiments::watch::main(a),
         Command::Plan(a) => cumemlab::plan::command::main(a, cli.verbose),

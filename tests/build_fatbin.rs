@@ -223,8 +223,9 @@ fn ptx_params(fatbin: &[u8], name: &str) -> Option<Vec<usize>> {
 
 #[test]
 fn every_launch_passes_the_parameters_its_kernel_declares() {
+    use cumemlab::driver::load_kernels::LOAD_KERNEL_PARAMS;
     use cumemlab::driver::{FILL_PARAMS, FILL_PREFIX, KERNEL_PARAMS};
-    for (name, params) in KERNEL_PARAMS {
+    for (name, params) in KERNEL_PARAMS.into_iter().chain(LOAD_KERNEL_PARAMS) {
         assert_eq!(
             ptx_params(FATBIN, name).as_deref(),
             Some(params),

@@ -377,16 +377,7 @@ impl Kernels {
     /// Device-to-device `cuMemcpy` of all of `src` to the start of `dst` (the copy baseline); GPU
     /// ms. `dst` must hold `src` and not overlap it.
     pub fn copy(&self, stream: &Stream, dst: DeviceSpan<'_>, src: DeviceSpan<'_>) -> Result<f64> {
-        let dst = dst.writable_for("cuMemcpyDtoD")?;
-        if dst.bytes() < src.bytes() || dst.overlaps(&src) {
-            return Err(Error::Invalid(format!(
-                "cuMemcpyDtoD: {} bytes at {:#x} do not fit, without overlap, in {} bytes at {:#x}",
-                src.bytes(),
-                src.addr(),
-                dst.bytes(),
-                dst.addr()
-            )));
-        }
+        let dst = dst.copy_target(&src, "cuMemcpyDtoD")?;
         // SAFETY: both spans are live memory; the copy reads all of `src` and writes as many
         // bytes inside `dst`, which do not overlap (checked above).
         Ok(stream

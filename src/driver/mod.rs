@@ -18,10 +18,12 @@ pub mod sys;
 
 mod alloc;
 mod context;
+pub mod copy;
 mod device;
 mod error;
 mod host;
 mod kernels;
+pub mod load_kernels;
 mod module;
 mod pattern;
 mod span;

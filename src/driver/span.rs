@@ -120,6 +120,19 @@ impl<'a> DeviceSpan<'a> {
         }
     }
 
+    /// This span as the destination of a copy of all of `src`: an error naming `what` unless it
+    /// is writable, holds `src`, and does not overlap it.
+    pub(super) fn copy_target(self, src: &DeviceSpan<'_>, what: &str) -> Result<DeviceSpan<'a>> {
+        let dst = self.writable_for(what)?;
+        if dst.bytes < src.bytes || dst.overlaps(src) {
+            return Err(Error::Invalid(format!(
+                "{what}: {} bytes at {:#x} do not fit, without overlap, in {} bytes at {:#x}",
+                src.bytes, src.addr, dst.bytes, dst.addr
+            )));
+        }
+        Ok(dst)
+    }
+
     /// True when the two spans share a byte.
     pub fn overlaps(&self, other: &DeviceSpan<'_>) -> bool {
         self.bytes > 0
@@ -169,5 +182,12 @@ mod tests {
         assert!(!a.overlaps(&b) && !b.overlaps(&a));
         assert!(s.overlaps(&a) && a.overlaps(&s.slice(49, 2).unwrap()));
         assert!(!s.overlaps(&s.slice(50, 0).unwrap()));
+        // A copy's destination holds its source, without overlap, and is writable.
+        assert!(b.copy_target(&a.prefix(50).unwrap(), "copy").is_ok());
+        let tiny = s.prefix(10).unwrap();
+        for (dst, src) in [(tiny, b), (s, a), (r.slice(50, 50).unwrap(), a)] {
+            let e = dst.copy_target(&src, "copy").unwrap_err().to_string();
+            assert!(e.starts_with("copy: "), "{e}");
+        }
     }
 }
