@@ -18,9 +18,14 @@ impl Memory for DeviceBuffer {
     }
 }
 
-/// `cuMemAlloc` of `bytes` bytes, timed.
-pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<Owned<DeviceBuffer>> {
-    Owned::make(ctx, Strategy::Device, bytes, |t| {
-        DeviceBuffer::alloc(ctx, bytes, t)
-    })
+/// Strategy `device`'s allocation.
+pub(crate) type DeviceAlloc = Owned<DeviceBuffer>;
+
+impl DeviceAlloc {
+    /// `cuMemAlloc` of `bytes` bytes, timed.
+    pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<DeviceAlloc> {
+        Owned::make(ctx, Strategy::Device, bytes, |t| {
+            DeviceBuffer::alloc(ctx, bytes, t)
+        })
+    }
 }

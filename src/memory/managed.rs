@@ -24,14 +24,15 @@ impl Memory for ManagedBuffer {
     }
 }
 
-/// `cuMemAllocManaged` of `bytes` bytes (and `cuMemAdvise` for `managed+advise`), timed.
-pub(crate) fn new(
-    ctx: &Arc<Context>,
-    strategy: Strategy,
-    bytes: u64,
-) -> Result<Owned<ManagedBuffer>> {
-    let advise = strategy == Strategy::ManagedAdvise;
-    Owned::make(ctx, strategy, bytes, |t| {
-        ManagedBuffer::alloc(ctx, bytes, advise, t)
-    })
+/// The allocation of strategies `managed`, `managed+prefetch` and `managed+advise`.
+pub(crate) type ManagedAlloc = Owned<ManagedBuffer>;
+
+impl ManagedAlloc {
+    /// `cuMemAllocManaged` of `bytes` bytes (and `cuMemAdvise` for `managed+advise`), timed.
+    pub(crate) fn new(ctx: &Arc<Context>, strategy: Strategy, bytes: u64) -> Result<ManagedAlloc> {
+        let advise = strategy == Strategy::ManagedAdvise;
+        Owned::make(ctx, strategy, bytes, |t| {
+            ManagedBuffer::alloc(ctx, bytes, advise, t)
+        })
+    }
 }

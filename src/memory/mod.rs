@@ -366,19 +366,24 @@ pub fn allocate(
         ));
     }
     Ok(match strategy {
-        Strategy::Device => Box::new(device::new(ctx, bytes)?),
+        Strategy::Device => Box::new(device::DeviceAlloc::new(ctx, bytes)?),
         Strategy::Managed | Strategy::ManagedPrefetch | Strategy::ManagedAdvise => {
-            Box::new(managed::new(ctx, strategy, bytes)?)
+            Box::new(managed::ManagedAlloc::new(ctx, strategy, bytes)?)
         }
-        Strategy::Pinned => Box::new(pinned::new(ctx, bytes)?),
+        Strategy::Pinned => Box::new(pinned::PinnedAlloc::new(ctx, bytes)?),
         Strategy::Registered => Box::new(registered::RegisteredAlloc::new(
             ctx,
             bytes,
             opts.file.as_deref(),
         )?),
         Strategy::Pageable => Box::new(pageable::PageableAlloc::new(ctx, bytes)?),
-        Strategy::Pool => Box::new(pool::new(ctx, stream, bytes, opts.pool_release_threshold)?),
-        Strategy::Vmm => Box::new(vmm::new(ctx, bytes)?),
+        Strategy::Pool => Box::new(pool::PoolAlloc::new(
+            ctx,
+            stream,
+            bytes,
+            opts.pool_release_threshold,
+        )?),
+        Strategy::Vmm => Box::new(vmm::VmmAlloc::new(ctx, bytes)?),
     })
 }
 

@@ -22,9 +22,14 @@ impl Memory for PinnedBuffer {
     }
 }
 
-/// `cuMemHostAlloc` and `cuMemHostGetDevicePointer` of `bytes` bytes, timed.
-pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<Owned<PinnedBuffer>> {
-    Owned::make(ctx, Strategy::Pinned, bytes, |t| {
-        PinnedBuffer::alloc(ctx, bytes, t)
-    })
+/// Strategy `pinned`'s allocation.
+pub(crate) type PinnedAlloc = Owned<PinnedBuffer>;
+
+impl PinnedAlloc {
+    /// `cuMemHostAlloc` and `cuMemHostGetDevicePointer` of `bytes` bytes, timed.
+    pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<PinnedAlloc> {
+        Owned::make(ctx, Strategy::Pinned, bytes, |t| {
+            PinnedBuffer::alloc(ctx, bytes, t)
+        })
+    }
 }

@@ -19,14 +19,19 @@ impl Memory for PoolBuffer {
     }
 }
 
-/// `cuMemAllocAsync` of `bytes` bytes on `stream` from the default pool, timed.
-pub(crate) fn new(
-    ctx: &Arc<Context>,
-    stream: &Arc<Stream>,
-    bytes: u64,
-    release_threshold: u64,
-) -> Result<Owned<PoolBuffer>> {
-    Owned::make(ctx, Strategy::Pool, bytes, |t| {
-        PoolBuffer::alloc(ctx, stream, bytes, release_threshold, t)
-    })
+/// Strategy `pool`'s allocation.
+pub(crate) type PoolAlloc = Owned<PoolBuffer>;
+
+impl PoolAlloc {
+    /// `cuMemAllocAsync` of `bytes` bytes on `stream` from the default pool, timed.
+    pub(crate) fn new(
+        ctx: &Arc<Context>,
+        stream: &Arc<Stream>,
+        bytes: u64,
+        release_threshold: u64,
+    ) -> Result<PoolAlloc> {
+        Owned::make(ctx, Strategy::Pool, bytes, |t| {
+            PoolBuffer::alloc(ctx, stream, bytes, release_threshold, t)
+        })
+    }
 }

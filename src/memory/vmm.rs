@@ -24,9 +24,14 @@ impl Memory for VmmBuffer {
     }
 }
 
-/// The four VMM steps for `bytes` bytes (rounded up to the granularity), timed.
-pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<Owned<VmmBuffer>> {
-    Owned::make(ctx, Strategy::Vmm, bytes, |t| {
-        VmmBuffer::alloc(ctx, bytes, t)
-    })
+/// Strategy `vmm`'s allocation.
+pub(crate) type VmmAlloc = Owned<VmmBuffer>;
+
+impl VmmAlloc {
+    /// The four VMM steps for `bytes` bytes (rounded up to the granularity), timed.
+    pub(crate) fn new(ctx: &Arc<Context>, bytes: u64) -> Result<VmmAlloc> {
+        Owned::make(ctx, Strategy::Vmm, bytes, |t| {
+            VmmBuffer::alloc(ctx, bytes, t)
+        })
+    }
 }
