@@ -1,5 +1,6 @@
 //! The `cumemlab` binary: parse the command line, run the subcommand, map errors to exit codes
 //! (2 bad input, 130 interrupted, 1 anything else) and report releases that failed during cleanup.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 

@@ -138,3 +138,108 @@ fn the_binary_embeds_this_fatbin() {
         FATBIN.len()
     );
 }
+
+/// The kernels only tests and benchmarks use (kernels/test/*.cu): a fatbin of their own.
+const TEST_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test-kernels.fatbin"));
+
+/// The `extern "C" __global__` kernel names of the `.cu` files of `dir` (under the repository).
+fn kernel_names(dir: &str) -> Vec<String> {
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(std::path::Path::new(&root).join(dir)).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "cu") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        for part in text.split("__global__ void ").skip(1) {
+            names.push(part.split('(').next().unwrap().trim().to_string());
+        }
+    }
+    assert!(!names.is_empty(), "no kernels in {dir}");
+    names
+}
+
+/// Whether `hay` holds the bytes of `needle` (through `str::contains`: the standard library's
+/// search is optimised even in a debug build, and the binary is large).
+fn holds(hay: &[u8], needle: &str) -> bool {
+    String::from_utf8_lossy(hay).contains(needle)
+}
+
+#[test]
+fn test_kernels_are_in_their_own_fatbin_and_out_of_the_binary() {
+    // Built like the production one: SASS for every architecture and the PTX fallback.
+    let e = entries(TEST_FATBIN);
+    assert_eq!(arches(&e, 2), WANT_SASS, "test fatbin SASS: {e:?}");
+    assert_eq!(arches(&e, 1), WANT_PTX, "test fatbin PTX: {e:?}");
+    // Each kernel name is a NUL-terminated symbol in the fatbin that holds it, and the test
+    // kernels' names appear nowhere in the production fatbin.
+    let test = kernel_names("kernels/test");
+    for name in &test {
+        let sym = format!("{name}\0");
+        assert!(holds(TEST_FATBIN, &sym), "{name} not in the test fatbin");
+        assert!(!holds(FATBIN, name), "{name} is in the production fatbin");
+    }
+    for name in kernel_names("kernels") {
+        let sym = format!("{name}\0");
+        assert!(holds(FATBIN, &sym), "{name} not in the production fatbin");
+        assert!(!test.contains(&name), "{name} is defined for both fatbins");
+    }
+    // And the binary carries none of them (it embeds only the production fatbin).
+    let bin = std::fs::read(common::bin()).expect("the cumemlab binary is readable");
+    let bin = String::from_utf8_lossy(&bin);
+    for name in &test {
+        assert!(
+            !bin.contains(name.as_str()),
+            "{} holds the test kernel {name}",
+            common::bin().display()
+        );
+    }
+}
+
+/// The parameter sizes in bytes of kernel `name` as the fatbin's PTX declares them
+/// (`.param .u64 NAME_param_0, ...`), or `None` when no PTX entry has that name.
+fn ptx_params(fatbin: &[u8], name: &str) -> Option<Vec<usize>> {
+    let text = String::from_utf8_lossy(fatbin);
+    let entry = format!(".entry {name}(");
+    let start = text.find(&entry)? + entry.len();
+    let end = start + text[start..].find(')')?;
+    Some(
+        text[start..end]
+            .split(',')
+            .map(|p| {
+                let ty = p.split_whitespace().nth(1).expect("`.param .TYPE NAME`");
+                ty.trim_start_matches(".u")
+                    .trim_start_matches(".b")
+                    .trim_start_matches(".s")
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| panic!("{name}: parameter type {ty}"))
+                    / 8
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn every_launch_passes_the_parameters_its_kernel_declares() {
+    use cumemlab::driver::load_kernels::LOAD_KERNEL_PARAMS;
+    use cumemlab::driver::{FILL_PARAMS, FILL_PREFIX, KERNEL_PARAMS};
+    for (name, params) in KERNEL_PARAMS.into_iter().chain(LOAD_KERNEL_PARAMS) {
+        assert_eq!(
+            ptx_params(FATBIN, name).as_deref(),
+            Some(params),
+            "{name}: the PTX against src/driver/kernels.rs"
+        );
+    }
+    // Every fill-shaped test kernel, the one made wrong on purpose apart.
+    for name in kernel_names("kernels/test") {
+        let got = ptx_params(TEST_FATBIN, &name);
+        assert!(name.starts_with(FILL_PREFIX), "{name}");
+        if name.ends_with("bad_params") {
+            assert_eq!(got.as_deref(), Some(&[8usize, 8][..]), "{name}");
+        } else {
+            assert_eq!(got.as_deref(), Some(&FILL_PARAMS[..]), "{name}");
+        }
+    }
+}

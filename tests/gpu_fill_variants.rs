@@ -1,17 +1,21 @@
 //! The production `fill` kernel at the sizes where its tiles, vectors and tail meet (every byte
 //! written, nothing past the end), with one block per tile and with a grid too small for that (the
 //! tile loop); and, out of the default test run (`#[ignore]`), the benchmark of `fill` and its
-//! variants (kernels/fill_variants.cu) against cuMemsetD32 on 4 GiB, each over a poisoned buffer
-//! and verified (timings are printed, never pass/fail): `cargo test --release --test
+//! variants (kernels/test/fill_variants.cu) against cuMemsetD32 on 4 GiB, each over a poisoned
+//! buffer and verified (timings are printed, never pass/fail): `cargo test --release --test
 //! gpu_fill_variants -- --ignored --nocapture` on a GPU host. scripts/fill-bench.cu sweeps more
-//! shapes and sizes.
+//! shapes and sizes. The variants are not in the production fatbin: build.rs compiles
+//! kernels/test/ into a fatbin of its own, which this test embeds and loads.
 
 mod common;
 
-use cumemlab::driver::FillShape;
+use cumemlab::driver::{FillShape, Module};
 use cumemlab::memory::{AllocOptions, Strategy, allocate};
 use cumemlab::stats::Summary;
 use cumemlab::units::{GIB, gbps};
+
+/// The kernels only tests and benchmarks use (kernels/test/*.cu).
+const TEST_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/test-kernels.fatbin"));
 
 #[test]
 fn fill_writes_every_byte_and_nothing_past_the_end() {
@@ -44,7 +48,7 @@ fn fill_writes_every_byte_and_nothing_past_the_end() {
         &AllocOptions::default(),
     )
     .unwrap();
-    let p = a.device_ptr();
+    let whole = a.span();
     let shapes = [
         None,
         // A grid far smaller than the tile count: the kernel's tile loop covers the rest.
@@ -53,23 +57,75 @@ fn fill_writes_every_byte_and_nothing_past_the_end() {
     for bytes in sizes {
         for shape in shapes {
             let seed = rand::random::<u32>();
-            k.memset_d8(p, bytes + guard, 0xA5).unwrap();
+            let (p, past) = whole.split_at(bytes).unwrap();
+            k.memset_d8(whole.prefix(bytes + guard).unwrap(), 0xA5)
+                .unwrap();
             match shape {
-                None => k.fill(s, p, bytes, seed).unwrap(),
+                None => k.fill(s, p, seed).unwrap(),
                 Some(sh) => k
-                    .time_fill_variant("cml_fill", sh, s, p, bytes, seed)
+                    .time_fill_variant(k.module(), "cml_fill", sh, s, p, seed)
                     .unwrap(),
             };
-            let (_, c) = k.check(s, p, bytes, seed).unwrap();
+            let (_, c) = k.check(s, p, seed).unwrap();
             assert_eq!(c.mismatches, 0, "{bytes} bytes, {shape:?}: {c:?}");
             let mut after = vec![0u8; guard as usize];
-            k.download(p + bytes, &mut after).unwrap();
+            k.download(past, &mut after).unwrap();
             assert!(
                 after.iter().all(|&b| b == 0xA5),
                 "{bytes} bytes, {shape:?}: fill wrote past the end"
             );
         }
     }
+}
+
+#[test]
+fn variants_load_apart_and_only_fill_shaped_kernels_launch() {
+    let Some(gpu) = common::gpu_or_skip("variants_load_apart_and_only_fill_shaped_kernels_launch")
+    else {
+        return;
+    };
+    let (k, s) = (&gpu.kernels, &gpu.stream);
+    let variants = Module::load(&gpu.ctx, TEST_FATBIN).unwrap();
+    let a = allocate(
+        &gpu.ctx,
+        s,
+        Strategy::Device,
+        (1 << 20) + 7,
+        &AllocOptions::default(),
+    )
+    .unwrap();
+    let span = a.span();
+    let shape = FillShape::Occupancy {
+        block: 256,
+        factor: 1,
+    };
+    // The production module does not have the variants; the test module does, and they write the
+    // pattern over every byte.
+    let e = k
+        .time_fill_variant(k.module(), "cml_fillv_simple", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cuModuleGetFunction failed"), "{e}");
+    k.memset_d8(span, 0xA5).unwrap();
+    k.time_fill_variant(&variants, "cml_fillv_tiles4", shape, s, span, 77)
+        .unwrap();
+    let (_, c) = k.check(s, span, 77).unwrap();
+    assert_eq!(c.mismatches, 0, "{c:?}");
+    // A kernel that is not fill-shaped is refused before it is launched: by name, and by its
+    // parameters (cuFuncGetParamInfo: CUDA 12.4 and newer drivers).
+    let e = k
+        .time_fill_variant(k.module(), "cml_check", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a fill-shaped kernel"), "{e}");
+    let e = k
+        .time_fill_variant(&variants, "cml_fillv_bad_params", shape, s, span, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("takes parameters of [8, 8] bytes, not the [8, 8, 4]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -87,7 +143,8 @@ fn fill_variants_against_memset() {
         &AllocOptions::default(),
     )
     .unwrap();
-    let (k, s, p) = (&gpu.kernels, &gpu.stream, a.device_ptr());
+    let (k, s, p) = (&gpu.kernels, &gpu.stream, a.span());
+    let variants = Module::load(&gpu.ctx, TEST_FATBIN).unwrap();
     let runs = 15;
     fn med(runs: usize, bytes: u64, mut f: impl FnMut() -> f64) -> Summary {
         f();
@@ -95,18 +152,18 @@ fn fill_variants_against_memset() {
         Summary::of(&v).unwrap()
     }
     let check = |seed: u32, what: &str| {
-        let (_, c) = k.check(s, p, bytes, seed).unwrap();
+        let (_, c) = k.check(s, p, seed).unwrap();
         assert_eq!(c.mismatches, 0, "{what} wrote wrong data");
     };
-    let memset = med(runs, bytes, || k.memset_d32(s, p, bytes, 7).unwrap());
+    let memset = med(runs, bytes, || k.memset_d32(s, p, 7).unwrap());
     let (grid, block) = k.fill_launch(bytes);
     let mut lines = vec![format!(
         "cuMemsetD32: {:.1} GB/s (CV {:.2}%)",
         memset.median,
         100.0 * memset.cv
     )];
-    k.memset_d8(p, bytes, 0xA5).unwrap();
-    let prod = med(runs, bytes, || k.fill(s, p, bytes, 9).unwrap());
+    k.memset_d8(p, 0xA5).unwrap();
+    let prod = med(runs, bytes, || k.fill(s, p, 9).unwrap());
     check(9, "production fill");
     lines.push(format!(
         "production fill ({grid} blocks of {block}): {:.1} GB/s = {:.1}% (CV {:.2}%)",
@@ -138,9 +195,15 @@ fn fill_variants_against_memset() {
     }
     for (name, shape) in cases {
         let seed = rand::random::<u32>();
-        k.memset_d8(p, bytes, 0xA5).unwrap();
+        k.memset_d8(p, 0xA5).unwrap();
+        let module = if name == "cml_fill" {
+            k.module()
+        } else {
+            &variants
+        };
         let g = med(runs, bytes, || {
-            k.time_fill_variant(name, shape, s, p, bytes, seed).unwrap()
+            k.time_fill_variant(module, name, shape, s, p, seed)
+                .unwrap()
         });
         check(seed, &format!("{name} {shape:?}"));
         lines.push(format!(

@@ -35,14 +35,14 @@ fn kernels_verify_at_1gib_and_an_odd_size() {
         .unwrap();
         // Twice: two fresh seeds, the second over the first's data.
         for _ in 0..2 {
-            let checks = verify_kernels(&gpu, a.device_ptr(), bytes, page).unwrap();
+            let checks = verify_kernels(&gpu, a.span(), page).unwrap();
             assert!(checks.len() >= 5);
             for c in &checks {
                 assert!(c.passed, "{} at {bytes} bytes: {}", c.kernel, c.detail);
             }
         }
         // The odd sizes also with a page stride that does not divide them.
-        let checks = verify_kernels(&gpu, a.device_ptr(), bytes, 12).unwrap();
+        let checks = verify_kernels(&gpu, a.span(), 12).unwrap();
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
     }
 }
@@ -62,19 +62,14 @@ fn check_counts_every_planted_error() {
     )
     .unwrap();
     let seed = rand::random::<u32>();
-    gpu.kernels
-        .fill(&gpu.stream, a.device_ptr(), bytes, seed)
-        .unwrap();
+    gpu.kernels.fill(&gpu.stream, a.span(), seed).unwrap();
     let offsets = [0u64, 4, 1 << 20, bytes - 4];
     for off in offsets {
         gpu.kernels
-            .upload(a.device_ptr() + off, &[0xde, 0xad, 0xbe, 0xef])
+            .upload(a.span().slice(off, 4).unwrap(), &[0xde, 0xad, 0xbe, 0xef])
             .unwrap();
     }
-    let (_, c) = gpu
-        .kernels
-        .check(&gpu.stream, a.device_ptr(), bytes, seed)
-        .unwrap();
+    let (_, c) = gpu.kernels.check(&gpu.stream, a.span(), seed).unwrap();
     // A planted value could equal the pattern by chance (1 in 2^32 per word); count those out.
     let coincide = offsets
         .iter()
@@ -86,10 +81,7 @@ fn check_counts_every_planted_error() {
     assert_eq!(c.mismatches, offsets.len() as u64 - coincide);
     assert_eq!(c.first_bad_offset, Some(0));
     // The wrong seed makes everything wrong.
-    let (_, c) = gpu
-        .kernels
-        .check(&gpu.stream, a.device_ptr(), bytes, seed ^ 1)
-        .unwrap();
+    let (_, c) = gpu.kernels.check(&gpu.stream, a.span(), seed ^ 1).unwrap();
     assert!(c.mismatches > bytes / 4 - 16);
 }
 
@@ -129,13 +121,8 @@ fn impossible_allocation_is_a_named_driver_error_and_the_process_goes_on() {
         &AllocOptions::default(),
     )
     .unwrap();
-    gpu.kernels
-        .fill(&gpu.stream, a.device_ptr(), 1 << 20, 3)
-        .unwrap();
-    let (_, c) = gpu
-        .kernels
-        .check(&gpu.stream, a.device_ptr(), 1 << 20, 3)
-        .unwrap();
+    gpu.kernels.fill(&gpu.stream, a.span(), 3).unwrap();
+    let (_, c) = gpu.kernels.check(&gpu.stream, a.span(), 3).unwrap();
     assert_eq!(c.mismatches, 0);
 }
 

@@ -31,11 +31,11 @@ fn checksum_kernel_matches_the_host_and_catches_a_changed_byte() {
         &AllocOptions::default(),
     )
     .unwrap();
-    gpu.kernels.upload(buf.device_ptr(), &data).unwrap();
+    gpu.kernels.upload(buf.span(), &data).unwrap();
     let k = LoadKernels::new(&gpu.kernels).unwrap();
     for len in [n, n - 5, 16, 7, 0] {
         let (_, sum) = k
-            .checksum(&gpu.stream, buf.device_ptr(), len as u64)
+            .checksum(&gpu.stream, buf.span().prefix(len as u64).unwrap())
             .unwrap();
         assert_eq!(sum, host_checksum(&data[..len], 0), "length {len}");
     }
@@ -52,21 +52,23 @@ fn checksum_kernel_matches_the_host_and_catches_a_changed_byte() {
         let len = n - 32;
         k.copy(
             &gpu.stream,
-            out.device_ptr() + d as u64,
-            buf.device_ptr() + s as u64,
-            len as u64,
+            out.span().slice(d as u64, len as u64).unwrap(),
+            buf.span().slice(s as u64, len as u64).unwrap(),
         )
         .unwrap();
         let mut back = vec![0u8; len];
         gpu.kernels
-            .download(out.device_ptr() + d as u64, &mut back)
+            .download(out.span().slice(d as u64, len as u64).unwrap(), &mut back)
             .unwrap();
         assert!(back == data[s..s + len], "copy at dst+{d}, src+{s}");
     }
     gpu.kernels
-        .upload(buf.device_ptr() + 1_000_000, &[data[1_000_000] ^ 1])
+        .upload(
+            buf.span().slice(1_000_000, 1).unwrap(),
+            &[data[1_000_000] ^ 1],
+        )
         .unwrap();
-    let (_, changed) = k.checksum(&gpu.stream, buf.device_ptr(), n as u64).unwrap();
+    let (_, changed) = k.checksum(&gpu.stream, buf.span()).unwrap();
     assert_ne!(changed, host_checksum(&data, 0));
 }
 

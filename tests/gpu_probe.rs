@@ -274,13 +274,8 @@ fn forced_device_probe_meets_real_failures_as_results() {
         &AllocOptions::default(),
     )
     .unwrap();
-    gpu.kernels
-        .fill(&gpu.stream, a.device_ptr(), 64 * MIB, 5)
-        .unwrap();
-    let (_, c) = gpu
-        .kernels
-        .check(&gpu.stream, a.device_ptr(), 64 * MIB, 5)
-        .unwrap();
+    gpu.kernels.fill(&gpu.stream, a.span(), 5).unwrap();
+    let (_, c) = gpu.kernels.check(&gpu.stream, a.span(), 5).unwrap();
     assert_eq!(c.mismatches, 0);
 }
 

@@ -31,9 +31,7 @@ fn thousand_rounds_per_strategy_leave_nothing_behind() {
         let t = std::time::Instant::now();
         for i in 0..rounds {
             let a = allocate(&gpu.ctx, &gpu.stream, st, bytes, &AllocOptions::default()).unwrap();
-            gpu.kernels
-                .touch(&gpu.stream, a.device_ptr(), bytes, 65536, i)
-                .unwrap();
+            gpu.kernels.touch(&gpu.stream, a.span(), 65536, i).unwrap();
             a.free().unwrap();
         }
         let _ = cumemlab::memory::trim_default_pool(&gpu.ctx);

@@ -94,10 +94,7 @@ fn a_registered_file_reports_its_mode() {
     }
     assert!(!a.writable());
     // The GPU reads the file's bytes through the registration.
-    let (_, sum) = gpu
-        .kernels
-        .read(&gpu.stream, a.device_ptr(), 64 * MIB)
-        .unwrap();
+    let (_, sum) = gpu.kernels.read(&gpu.stream, a.span()).unwrap();
     assert!(sum > 0, "the registered file is readable from the GPU");
     a.free().unwrap();
 }

@@ -6,10 +6,28 @@
 //! returns (on success and on error alike), so the borrowed host slices outlive every copy that
 //! reads or writes them; a caller cannot free a buffer a copy is still using. Whether the host
 //! memory is pageable, pinned or registered changes only the speed and whether the copy really
-//! overlaps the host: that is what the copy matrix measures. Device addresses are the caller's
-//! contract (as for every kernel launch in this layer): `dst`/`src` must hold the bytes named.
+//! overlaps the host: that is what the copy matrix measures. Device memory is a [`DeviceSpan`]
+//! borrowed from its live allocation, as for every launch in this layer: a copy that would not
+//! fit in it is refused before any call.
 
-use super::{Context, DevicePtr, Error, Event, Result, Stream, cu};
+use super::{Context, DeviceSpan, Error, Event, Result, Stream, cu};
+
+/// `span`, refused (naming `what`) when it cannot hold `bytes` bytes (or, with `write`, is
+/// read-only).
+fn holds<'a>(
+    span: DeviceSpan<'a>,
+    bytes: usize,
+    write: bool,
+    what: &str,
+) -> Result<DeviceSpan<'a>> {
+    let span = if write {
+        span.writable_for(what)?
+    } else {
+        span
+    };
+    span.prefix(bytes as u64)
+        .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+}
 
 /// Copies `src` to device memory at `dst` in pieces of `chunk` bytes: one synchronous
 /// `cuMemcpyHtoD` per piece when `stream` is `None`, else `cuMemcpyHtoDAsync` on `stream` for
@@ -17,16 +35,17 @@ use super::{Context, DevicePtr, Error, Event, Result, Stream, cu};
 pub fn htod_chunks(
     ctx: &Context,
     stream: Option<&Stream>,
-    dst: DevicePtr,
+    dst: DeviceSpan<'_>,
     src: &[u8],
     chunk: usize,
 ) -> Result<()> {
+    let dst = holds(dst, src.len(), true, "cuMemcpyHtoD")?.addr();
     let chunk = chunk.max(1);
     let mut result = Ok(());
     for (k, piece) in src.chunks(chunk).enumerate() {
         let d = dst + (k * chunk) as u64;
         result = match stream {
-            // SAFETY: `piece` is valid for its length; the caller's device memory holds it at `d`.
+            // SAFETY: `piece` is valid for its length; the span checked above holds it at `d`.
             None => unsafe {
                 cu!(
                     ctx.driver(),
@@ -53,16 +72,17 @@ pub fn dtoh_chunks(
     ctx: &Context,
     stream: Option<&Stream>,
     dst: &mut [u8],
-    src: DevicePtr,
+    src: DeviceSpan<'_>,
     chunk: usize,
 ) -> Result<()> {
+    let src = holds(src, dst.len(), false, "cuMemcpyDtoH")?.addr();
     let chunk = chunk.max(1);
     let mut result = Ok(());
     for (k, piece) in dst.chunks_mut(chunk).enumerate() {
         let s_ptr = src + (k * chunk) as u64;
         let len = piece.len();
         result = match stream {
-            // SAFETY: `piece` is valid for writes of its length; the device memory holds it.
+            // SAFETY: `piece` is valid for writes of its length; the span checked above holds it.
             None => unsafe {
                 cu!(
                     ctx.driver(),
@@ -94,12 +114,13 @@ fn finish(ctx: &Context, stream: Option<&Stream>, result: Result<()>) -> Result<
     result.and(synced)
 }
 
-/// One piece of a staged upload: bytes `skip..skip + len` of the staging buffer go to `dst`.
+/// One piece of a staged upload: bytes `skip..skip + len` of the staging buffer go to byte
+/// `offset` of the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage {
     pub skip: usize,
     pub len: usize,
-    pub dst: DevicePtr,
+    pub offset: u64,
 }
 
 /// Double-buffered upload: `next` fills a staging buffer (reading a file, say) and says which
@@ -109,11 +130,13 @@ pub struct Stage {
 /// device (for "time to first tensor"; that one wait is the only break in the overlap).
 pub fn staged_upload(
     stream: &Stream,
+    dst: DeviceSpan<'_>,
     mut bufs: [&mut [u8]; 2],
     mut next: impl FnMut(&mut [u8]) -> std::io::Result<Option<Stage>>,
     first_after: u64,
     mut first: impl FnMut(),
 ) -> Result<()> {
+    let dst = dst.writable_for("cuMemcpyHtoDAsync")?;
     let ctx = stream.context();
     let events = [Event::new(ctx)?, Event::new(ctx)?];
     let mut used = [false, false];
@@ -136,13 +159,21 @@ pub fn staged_upload(
             let piece = bufs[i]
                 .get(st.skip..st.skip + st.len)
                 .ok_or_else(|| Error::Invalid("a staged piece lies outside its buffer".into()))?;
+            let to = dst
+                .slice(st.offset, piece.len() as u64)
+                .map_err(|e| Error::Invalid(format!("a staged piece: {e}")))?;
             // SAFETY: `piece` is valid for its length and is not written again before
             // `events[i]` completes (checked above) or the stream is synchronised (below); the
-            // caller's device memory holds `st.len` bytes at `st.dst`.
+            // span `to` (inside the writable destination) holds exactly its bytes.
             unsafe {
                 cu!(
                     ctx.driver(),
-                    cuMemcpyHtoDAsync_v2(st.dst, piece.as_ptr().cast(), piece.len(), stream.raw())
+                    cuMemcpyHtoDAsync_v2(
+                        to.addr(),
+                        piece.as_ptr().cast(),
+                        piece.len(),
+                        stream.raw()
+                    )
                 )
             }?;
             events[i].record(stream)?;

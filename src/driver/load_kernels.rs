@@ -6,12 +6,25 @@
 //! (the GPU reads registered or pageable host memory itself).
 //!
 //! They live in their own file (not in kernels.rs) because only `load` uses them; they borrow the
-//! loaded module through [`Kernels::raw_function`], and the checksum owns its 8-byte result.
+//! loaded module through [`Kernels::module`] (each checked against [`LOAD_KERNEL_PARAMS`] where
+//! the driver can say), take their memory as [`DeviceSpan`]s, and the checksum owns its 8-byte
+//! result.
 
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use super::{Context, DevicePtr, Kernels, Result, Stream, cu, record_drop_failure, sys};
+use super::{
+    Context, DeviceBuffer, DevicePtr, DeviceSpan, Error, Kernels, Result, Stream, Untimed, cu, sys,
+};
+
+/// The load kernels with the sizes in bytes of the parameters their launches pass (checked at
+/// lookup where the driver can say, and against the fatbin's PTX by tests/build_fatbin.rs).
+pub const LOAD_KERNEL_PARAMS: [(&str, &[usize]); 2] = [
+    // (base, bytes, out)
+    ("cml_checksum", &[8, 8, 8]),
+    // (dst, src, bytes)
+    ("cml_copy", &[8, 8, 8]),
+];
 
 /// splitmix64's finaliser (mirror of `cml_mix`).
 fn mix(mut z: u64) -> u64 {
@@ -72,22 +85,21 @@ pub struct LoadKernels {
     ctx: Arc<Context>,
     checksum: (sys::CUfunction, u32),
     copy: (sys::CUfunction, u32),
-    out: DevicePtr,
+    out: DeviceBuffer,
 }
 
 const BLOCK: u32 = 256;
 
 /// `name` from the module with its occupancy grid of [`BLOCK`]-thread blocks.
 fn function(kernels: &Kernels, ctx: &Context, name: &str) -> Result<(sys::CUfunction, u32)> {
-    let raw = kernels.raw_function(name)?;
-    let mut per_sm = 0i32;
-    // SAFETY: `raw` is a function of this context; `per_sm` is an out-pointer.
-    unsafe {
-        cu!(
-            ctx.driver(),
-            cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut per_sm, raw, BLOCK as i32, 0)
-        )
-    }?;
+    let params = LOAD_KERNEL_PARAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| Error::Invalid(format!("{name} is not a kernel of LOAD_KERNEL_PARAMS")))?;
+    let module = kernels.module();
+    let raw = module.kernel(name, params)?;
+    let per_sm = module.blocks_per_sm(raw, BLOCK)?;
     let sms = ctx
         .device()
         .attribute(sys::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
@@ -101,9 +113,7 @@ impl LoadKernels {
         let ctx = kernels.context().clone();
         let checksum = function(kernels, &ctx, "cml_checksum")?;
         let copy = function(kernels, &ctx, "cml_copy")?;
-        let mut out: DevicePtr = 0;
-        // SAFETY: `out` is a valid out-pointer; the context is current.
-        unsafe { cu!(ctx.driver(), cuMemAlloc_v2(&mut out, 8)) }?;
+        let out = DeviceBuffer::alloc(&ctx, 8, &mut Untimed)?;
         Ok(LoadKernels {
             ctx,
             checksum,
@@ -145,11 +155,12 @@ impl LoadKernels {
             .0)
     }
 
-    /// The GPU copies `bytes` bytes from `src` to `dst` (device-readable and device memory of the
-    /// caller's, not overlapping: a registered range's device address, or a pageable address
-    /// where the device reads pageable memory); GPU ms.
-    pub fn copy(&self, stream: &Stream, dst: DevicePtr, src: DevicePtr, bytes: u64) -> Result<f64> {
-        let (mut d, mut s, mut n) = (dst, src, bytes);
+    /// The GPU copies all of `src` to the start of `dst` (device-readable memory, such as a
+    /// registered range or a pageable mapping where the device reads pageable memory, to device
+    /// memory; `dst` must hold `src` without overlap); GPU ms.
+    pub fn copy(&self, stream: &Stream, dst: DeviceSpan<'_>, src: DeviceSpan<'_>) -> Result<f64> {
+        let dst = dst.copy_target(&src, "copy")?;
+        let (mut d, mut s, mut n) = (dst.addr(), src.addr(), src.bytes());
         let mut params: [*mut c_void; 3] = [
             (&mut d as *mut DevicePtr).cast(),
             (&mut s as *mut DevicePtr).cast(),
@@ -158,9 +169,10 @@ impl LoadKernels {
         self.launch(self.copy, stream, &mut params)
     }
 
-    /// The checksum of `bytes` bytes of device-readable memory at `ptr` (16-byte aligned), on
-    /// `stream`; returns (GPU ms, checksum).
-    pub fn checksum(&self, stream: &Stream, ptr: DevicePtr, bytes: u64) -> Result<(f64, u64)> {
+    /// The checksum of the device-readable memory of `span` (16-byte aligned), on `stream`;
+    /// returns (GPU ms, checksum).
+    pub fn checksum(&self, stream: &Stream, span: DeviceSpan<'_>) -> Result<(f64, u64)> {
+        let (ptr, bytes) = (span.addr(), span.bytes());
         if !ptr.is_multiple_of(16) {
             return Err(super::Error::Invalid(format!(
                 "checksum: buffer address {ptr:#x} is not 16-byte aligned"
@@ -171,10 +183,10 @@ impl LoadKernels {
         unsafe {
             cu!(
                 self.ctx.driver(),
-                cuMemcpyHtoD_v2(self.out, (&zero as *const u64).cast(), 8)
+                cuMemcpyHtoD_v2(self.out.span().addr(), (&zero as *const u64).cast(), 8)
             )
         }?;
-        let (mut p, mut n, mut o) = (ptr, bytes, self.out);
+        let (mut p, mut n, mut o) = (ptr, bytes, self.out.span().addr());
         let mut params: [*mut c_void; 3] = [
             (&mut p as *mut DevicePtr).cast(),
             (&mut n as *mut u64).cast(),
@@ -186,19 +198,10 @@ impl LoadKernels {
         unsafe {
             cu!(
                 self.ctx.driver(),
-                cuMemcpyDtoH_v2((&mut sum as *mut u64).cast(), self.out, 8)
+                cuMemcpyDtoH_v2((&mut sum as *mut u64).cast(), self.out.span().addr(), 8)
             )
         }?;
         Ok((ms, sum))
-    }
-}
-
-impl Drop for LoadKernels {
-    fn drop(&mut self) {
-        // SAFETY: `out` came from cuMemAlloc and is freed once.
-        if let Err(e) = unsafe { cu!(self.ctx.driver(), cuMemFree_v2(self.out)) } {
-            record_drop_failure(format!("cuMemFree of the checksum result: {e}"));
-        }
     }
 }
 

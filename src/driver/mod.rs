@@ -1,7 +1,12 @@
 //! The safe layer over the CUDA driver API.
 //!
 //! Contract (the three-layer split of well-regarded Rust CUDA bindings):
-//! - [`sys`] is raw and generated; nothing outside this layer and `memory` touches it.
+//! - [`sys`] is raw and generated; only this layer calls it. `unsafe` lives here and nowhere else
+//!   in the crate (lib.rs forbids it in every other module; `scripts/check-unsafe.sh` checks the
+//!   source): raw driver calls, the memory maps and volatile accesses of host memory (`host`),
+//!   each block with its `// SAFETY:` reasoning.
+//! - Memory reaches kernels, sets and copies only as a [`DeviceSpan`] borrowed from the live
+//!   allocation that owns it (`alloc`, `vmm`, `host`), so no length can exceed what was allocated.
 //! - Everything here returns [`Result`]; a failed call is an [`Error::Call`] naming the call.
 //! - RAII types own handles; children keep their parent alive through `Arc` (a stream keeps its
 //!   context, a function its module); `Drop` never panics: a failed release is recorded with
@@ -11,29 +16,43 @@
 
 pub mod sys;
 
+mod alloc;
 mod context;
 pub mod copy;
 mod device;
 mod error;
+mod host;
 mod kernels;
 pub mod load_kernels;
+mod module;
+mod pattern;
+mod span;
+mod vmm;
 
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
+pub use alloc::{
+    DeviceBuffer, ManagedBuffer, PinnedBuffer, PoolBuffer, Registration, StepTimer, Untimed,
+    prefetch_to_device, trim_default_pool,
+};
 pub use context::{Context, Event, Stream};
 pub use device::{ATTRIBUTES, Attribute, Device, DeviceAttributes};
 pub use error::{DriverError, Error, Result};
-pub use kernels::{
-    CheckResult, FillShape, Kernels, host_pattern_byte, host_pattern_sum, host_pattern_word,
-};
+pub use host::{HostMap, read_volatile, write_volatile};
+pub use kernels::{CheckResult, FILL_PARAMS, FILL_PREFIX, FillShape, KERNEL_PARAMS, Kernels};
+pub use module::{Module, check_fatbin};
+pub use pattern::{host_pattern_byte, host_pattern_sum, host_pattern_word};
+pub use span::DeviceSpan;
+pub use vmm::{VmmBuffer, granularity};
 
 /// A device address (`CUdeviceptr`).
 pub type DevicePtr = sys::CUdeviceptr;
 
 /// Calls a driver function through the loaded library and turns its `CUresult` into a `Result`.
 /// The expansion calls an `unsafe` function without an `unsafe` block of its own, so every use
-/// must sit inside the caller's `unsafe { }` with the caller's `// SAFETY:` reasoning.
+/// must sit inside the caller's `unsafe { }` with the caller's `// SAFETY:` reasoning (which only
+/// this layer may write).
 macro_rules! cu {
     ($drv:expr, $f:ident ( $($arg:expr),* $(,)? )) => {{
         let drv: &$crate::driver::Driver = $drv;
@@ -46,7 +65,7 @@ macro_rules! cu {
         }
     }};
 }
-pub(crate) use cu;
+use cu;
 
 /// Where libcuda is looked for, in order, after `$CUMEMLAB_LIBCUDA`.
 const LIBCUDA_CANDIDATES: &[&str] = &[

@@ -9,6 +9,8 @@
     dead_code,
     clippy::all,
     clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc,
     unsafe_op_in_unsafe_fn
 )]
 include!(concat!(env!("OUT_DIR"), "/cuda_sys.rs"));

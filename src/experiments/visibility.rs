@@ -125,10 +125,9 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
         let page = crate::host::facts::page_size();
         if a.writable() {
             gpu.kernels
-                .touch(&gpu.stream, a.device_ptr(), bytes, page, 0x5eed_5eed)?;
+                .touch(&gpu.stream, a.span(), page, 0x5eed_5eed)?;
         } else {
-            gpu.kernels
-                .touch_read(&gpu.stream, a.device_ptr(), bytes, page)?;
+            gpu.kernels.touch_read(&gpu.stream, a.span(), page)?;
         }
         out.rows.push(row("first_touch", &seen(gpu)?));
         a.free()?;

@@ -1,12 +1,15 @@
 //! CPU-side access to host-accessible allocations: the CPU first touch (one write per page, split
-//! over threads, each timed) and a sampled CPU check of the data pattern. Volatile accesses, so the
-//! compiler can neither drop nor merge the touches being measured.
+//! over threads, each timed) and a sampled CPU check of the data pattern. Volatile accesses (the
+//! driver layer's `write_volatile`/`read_volatile`), so the compiler can neither drop nor merge the
+//! touches being measured.
+//!
+//! Imports: the driver's pattern mirror and volatile accesses.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::{host_pattern_byte, host_pattern_word};
+use crate::driver::{host_pattern_byte, host_pattern_word, read_volatile, write_volatile};
 
 /// What a CPU touch took.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,19 +70,9 @@ pub fn cpu_touch(mem: &mut [u8], stride: u64, value: u32, threads: usize) -> Cpu
                     let mut off = 0;
                     while off < chunk.len() {
                         if off + 4 <= chunk.len() {
-                            let bytes = value.to_le_bytes();
-                            for (i, b) in bytes.iter().enumerate() {
-                                // SAFETY: off + i < chunk.len(); the pointer comes from a live
-                                // exclusive slice.
-                                unsafe {
-                                    std::ptr::write_volatile(chunk.as_mut_ptr().add(off + i), *b)
-                                };
-                            }
+                            write_volatile(chunk, off, &value.to_le_bytes());
                         } else {
-                            // SAFETY: off < chunk.len().
-                            unsafe {
-                                std::ptr::write_volatile(chunk.as_mut_ptr().add(off), value as u8)
-                            };
+                            write_volatile(chunk, off, &[value as u8]);
                         }
                         off += stride;
                     }
@@ -113,8 +106,8 @@ pub fn cpu_sample_check(mem: &[u8], seed: u32, samples: u64) -> (u64, u64) {
             let off = (w * 4) as usize;
             let mut b = [0u8; 4];
             for (i, x) in b.iter_mut().enumerate() {
-                // SAFETY: off + i < 16 * (len / 16) <= len.
-                *x = unsafe { std::ptr::read_volatile(mem.as_ptr().add(off + i)) };
+                // off + i < 16 * (len / 16) <= len: always inside.
+                *x = read_volatile(mem, off + i).unwrap_or(0);
             }
             checked += 1;
             bad += u64::from(u32::from_le_bytes(b) != host_pattern_word(w, seed));

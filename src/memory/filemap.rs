@@ -2,19 +2,19 @@
 //! `pageable` file read of `cache effect` (a plain `mmap` of a file, which the GPU reaches only
 //! with PAGEABLE_MEMORY_ACCESS, faulting pages in from the page cache or the disk), and how much
 //! of a file is resident in the page cache (`mincore` over such a mapping; mapping a file reads
-//! nothing, so measuring does not change the answer). It lives in the memory layer because
-//! turning a mapping into an address and calling `mincore` needs `unsafe`.
+//! nothing, so measuring does not change the answer). The map and `mincore` are the driver
+//! layer's `HostMap` (where `unsafe` lives); this file gives them the experiments' shape.
+//!
+//! Imports: the driver's `HostMap` and spans.
 
 use std::fs::File;
 use std::path::Path;
 
-use memmap2::{Mmap, MmapOptions};
-
-use crate::driver::DevicePtr;
+use crate::driver::{DeviceSpan, HostMap};
 
 /// A read-only shared mapping of the first `bytes` bytes of a file.
 pub struct FileMap {
-    map: Mmap,
+    map: HostMap,
     bytes: u64,
 }
 
@@ -33,16 +33,7 @@ impl FileMap {
                 ),
             ));
         }
-        let n = usize::try_from(bytes).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{bytes} bytes do not fit this platform's address space"),
-            )
-        })?;
-        // SAFETY: the mapping is read-only and shared; the tool never truncates a file while it is
-        // mapped (the cache experiment owns its temporary files). Another process truncating it
-        // would make reads past the new end fault, which no code here does on purpose.
-        let map = unsafe { MmapOptions::new().len(n).map(&f) }?;
+        let map = HostMap::file_read_only(&f, bytes)?;
         Ok(FileMap { map, bytes })
     }
 
@@ -52,40 +43,18 @@ impl FileMap {
 
     /// The mapped bytes (reading them faults the file's pages in through the page cache).
     pub fn as_slice(&self) -> &[u8] {
-        &self.map
+        self.map.as_slice()
     }
 
-    /// The mapping's address, which kernels can use on devices with PAGEABLE_MEMORY_ACCESS.
-    pub fn device_ptr(&self) -> DevicePtr {
-        self.map.as_ptr() as DevicePtr
+    /// The mapping as kernels take it (read-only), for devices with PAGEABLE_MEMORY_ACCESS.
+    pub fn span(&self) -> DeviceSpan<'_> {
+        self.map.span()
     }
 
     /// Bytes of the mapping whose pages are in the page cache now (`mincore`), in whole pages
     /// (the last page counts as the bytes of the file it holds).
     pub fn resident_bytes(&self) -> std::io::Result<u64> {
-        let page = crate::host::facts::page_size();
-        let pages = self.bytes.div_ceil(page) as usize;
-        let mut vec = vec![0u8; pages];
-        // SAFETY: the address and length describe this live mapping (page-aligned, as mmap
-        // returns it); `vec` holds one byte per page of that length, as mincore requires.
-        let r = unsafe {
-            libc::mincore(
-                self.map.as_ptr() as *mut libc::c_void,
-                self.bytes as usize,
-                vec.as_mut_ptr(),
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut resident = 0u64;
-        for (i, v) in vec.iter().enumerate() {
-            if v & 1 != 0 {
-                let start = i as u64 * page;
-                resident += page.min(self.bytes - start);
-            }
-        }
-        Ok(resident)
+        self.map.resident_bytes()
     }
 }
 
@@ -132,6 +101,12 @@ mod tests {
         // Reading one page brings at least that page back (readahead may bring more).
         let m = FileMap::open(&p, 0).unwrap();
         assert_eq!(m.bytes(), len as u64);
+        assert_eq!(m.as_slice().len(), len);
+        assert_eq!(m.span().bytes(), len as u64);
+        assert!(
+            !m.span().is_writable(),
+            "a read-only file map gives read-only spans"
+        );
         let mut buf = [0u8; 10];
         std::io::Read::read(&mut File::open(&p).unwrap(), &mut buf).unwrap();
         assert!(m.resident_bytes().unwrap() >= 4096);

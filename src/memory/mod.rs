@@ -4,14 +4,18 @@
 //! Contract: [`allocate`] times each step of an allocation on the host clock around the call and a
 //! context synchronise; the returned value owns the memory and frees it in `Drop` (a failure there
 //! is recorded, never thrown); [`Allocation::free`] frees it now and times that. A new strategy is
-//! one new file plus one registry line. `unsafe` is allowed here (with the driver layer) because
-//! this is where raw pointers from the driver and from `mmap` become byte slices.
+//! one new file plus one registry line. No `unsafe` here: each strategy is built from the driver
+//! layer's RAII handles (`driver::alloc`, `driver::host`), which own the raw calls, and hands its
+//! memory to kernels only as the [`DeviceSpan`] those handles lend.
+//!
+//! Imports: `driver` (handles, spans, errors), `host` (page size).
 
 pub mod arch;
 pub mod cpu;
 mod device;
 pub mod filemap;
 mod managed;
+mod owned;
 mod pageable;
 mod pinned;
 mod pool;
@@ -25,7 +29,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::driver::{Context, DeviceAttributes, DevicePtr, Result, Stream};
+use crate::driver::{Context, DeviceAttributes, DeviceSpan, Result, StepTimer, Stream};
 
 /// Declares [`Strategy`] (one variant per entry) and [`REGISTRY`] (the entries, in order) from one
 /// list, so that an entry cannot be missing for a variant.
@@ -388,8 +392,9 @@ pub trait Allocation {
     fn mapped_bytes(&self) -> u64 {
         self.bytes()
     }
-    /// The address kernels use.
-    fn device_ptr(&self) -> DevicePtr;
+    /// The memory as kernels, sets and copies take it: borrowed from `self`, exactly its bytes
+    /// (read-only for read-only file mappings).
+    fn span(&self) -> DeviceSpan<'_>;
     /// The memory as a CPU byte slice, for host-accessible strategies.
     fn host_slice(&mut self) -> Option<&mut [u8]>;
     /// The timed steps of the allocation.
@@ -406,21 +411,32 @@ pub trait Allocation {
     }
 }
 
-/// Times one step: host clock around `f` and a context synchronise.
-pub(crate) fn timed_step<T>(
-    ctx: &Context,
-    name: &'static str,
-    steps: &mut Vec<Step>,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let t = Instant::now();
-    let out = f()?;
-    ctx.synchronize()?;
-    steps.push(Step {
-        name,
-        ms: t.elapsed().as_secs_f64() * 1e3,
-    });
-    Ok(out)
+/// Times the driver layer's steps: host clock around each call and a context synchronise.
+pub(crate) struct Steps<'a> {
+    ctx: &'a Context,
+    pub steps: Vec<Step>,
+}
+
+impl<'a> Steps<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Steps<'a> {
+        Steps {
+            ctx,
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl StepTimer for Steps<'_> {
+    fn step<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        let out = f()?;
+        self.ctx.synchronize()?;
+        self.steps.push(Step {
+            name,
+            ms: t.elapsed().as_secs_f64() * 1e3,
+        });
+        Ok(out)
+    }
 }
 
 /// Allocates `bytes` with `strategy` in `ctx` (current on this thread). `stream` is used by the
@@ -441,13 +457,13 @@ pub fn allocate(
 }
 
 /// `cuMemPrefetchAsync` of a managed range to the device (the `managed+prefetch` phase); GPU ms.
-pub fn prefetch_to_device(stream: &Stream, ptr: DevicePtr, bytes: u64) -> Result<f64> {
-    managed::prefetch_to_device(stream, ptr, bytes)
+pub fn prefetch_to_device(stream: &Stream, span: DeviceSpan<'_>) -> Result<f64> {
+    crate::driver::prefetch_to_device(stream, span)
 }
 
 /// Returns the default pool's unused memory to the system (after a run).
 pub fn trim_default_pool(ctx: &Context) -> Result<()> {
-    pool::trim(ctx)
+    crate::driver::trim_default_pool(ctx)
 }
 
 #[cfg(test)]

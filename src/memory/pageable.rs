@@ -2,17 +2,17 @@
 //! path. The GPU reaches it through the same address only where the device reports
 //! PAGEABLE_MEMORY_ACCESS (GB10, Grace Hopper, HMM hosts); elsewhere the registry skips it.
 //! Pages are populated on first touch by whichever side touches first.
+//!
+//! Imports: the driver's `HostMap`.
 
 use std::time::Instant;
 
-use memmap2::MmapMut;
-
 use super::registered::mmap_error;
 use super::{Allocation, Step, Strategy};
-use crate::driver::{DevicePtr, Result};
+use crate::driver::{DeviceSpan, HostMap, Result};
 
 pub struct PageableAlloc {
-    map: Option<MmapMut>,
+    map: HostMap,
     bytes: u64,
     steps: Vec<Step>,
 }
@@ -20,16 +20,12 @@ pub struct PageableAlloc {
 impl PageableAlloc {
     pub fn new(_ctx: &std::sync::Arc<crate::driver::Context>, bytes: u64) -> Result<PageableAlloc> {
         let t = Instant::now();
-        let map = MmapMut::map_anon(bytes as usize).map_err(|e| mmap_error("mmap", bytes, e))?;
+        let map = HostMap::anonymous(bytes).map_err(|e| mmap_error("mmap", bytes, e))?;
         let steps = vec![Step {
             name: "mmap",
             ms: t.elapsed().as_secs_f64() * 1e3,
         }];
-        Ok(PageableAlloc {
-            map: Some(map),
-            bytes,
-            steps,
-        })
+        Ok(PageableAlloc { map, bytes, steps })
     }
 }
 
@@ -40,18 +36,18 @@ impl Allocation for PageableAlloc {
     fn bytes(&self) -> u64 {
         self.bytes
     }
-    fn device_ptr(&self) -> DevicePtr {
-        self.map.as_ref().map_or(0, |m| m.as_ptr() as DevicePtr)
+    fn span(&self) -> DeviceSpan<'_> {
+        self.map.span()
     }
     fn host_slice(&mut self) -> Option<&mut [u8]> {
-        self.map.as_mut().map(|m| &mut m[..])
+        self.map.as_mut_slice()
     }
     fn alloc_steps(&self) -> &[Step] {
         &self.steps
     }
-    fn free(mut self: Box<Self>) -> Result<Vec<Step>> {
+    fn free(self: Box<Self>) -> Result<Vec<Step>> {
         let t = Instant::now();
-        self.map = None;
+        drop(self);
         Ok(vec![Step {
             name: "munmap",
             ms: t.elapsed().as_secs_f64() * 1e3,

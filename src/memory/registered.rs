@@ -13,15 +13,12 @@
 //! `CUDA_ERROR_NOT_SUPPORTED` from `cuMemHostRegister` (GB10 in antirez/ds4 PR #158) is returned
 //! as the driver error it is: callers skip with that reason.
 
-use std::ffi::c_void;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use memmap2::{Mmap, MmapMut};
-
-use super::{Allocation, Step, Strategy, timed_step};
-use crate::driver::{Context, DevicePtr, Error, Result, cu, record_drop_failure, sys};
+use super::{Allocation, Step, Steps, Strategy};
+use crate::driver::{Context, DeviceSpan, Error, HostMap, Registration, Result, sys};
 
 /// How a range was registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,27 +49,9 @@ fn read_only_supported(ctx: &Context) -> bool {
         .is_ok_and(|v| v == 1)
 }
 
-enum Map {
-    Anon(MmapMut),
-    File(Mmap),
-    /// A private (copy-on-write) mapping of a file.
-    FileCopy(MmapMut),
-}
-
-impl Map {
-    fn ptr(&self) -> *mut c_void {
-        match self {
-            Map::Anon(m) | Map::FileCopy(m) => m.as_ptr() as *mut c_void,
-            Map::File(m) => m.as_ptr() as *mut c_void,
-        }
-    }
-}
-
 pub struct RegisteredAlloc {
     ctx: Arc<Context>,
-    map: Option<Map>,
-    registered: bool,
-    dptr: DevicePtr,
+    reg: Registration,
     bytes: u64,
     steps: Vec<Step>,
     mode: RegisterMode,
@@ -88,23 +67,28 @@ pub(super) fn mmap_error(call: &'static str, bytes: u64, e: std::io::Error) -> E
     }
 }
 
+/// Maps with `map`, timed as the `mmap` step.
+fn timed_map(
+    steps: &mut Vec<Step>,
+    bytes: u64,
+    map: impl FnOnce() -> std::io::Result<HostMap>,
+) -> Result<HostMap> {
+    let t = Instant::now();
+    let m = map().map_err(|e| mmap_error("mmap", bytes, e))?;
+    steps.push(Step {
+        name: "mmap",
+        ms: t.elapsed().as_secs_f64() * 1e3,
+    });
+    Ok(m)
+}
+
 impl RegisteredAlloc {
     pub fn new(ctx: &Arc<Context>, bytes: u64, file: Option<&Path>) -> Result<RegisteredAlloc> {
-        let mut a = RegisteredAlloc {
-            ctx: ctx.clone(),
-            map: None,
-            registered: false,
-            dptr: 0,
-            bytes,
-            steps: Vec::new(),
-            mode: RegisterMode::Anonymous,
-        };
+        let mut t = Steps::new(ctx);
         let Some(path) = file else {
-            let t = Instant::now();
-            let m = MmapMut::map_anon(bytes as usize).map_err(|e| mmap_error("mmap", bytes, e))?;
-            a.push_mmap_step(t);
-            a.register(Map::Anon(m), RegisterMode::Anonymous)?;
-            return a.finish();
+            let m = timed_map(&mut t.steps, bytes, || HostMap::anonymous(bytes))?;
+            let reg = Registration::register(ctx, m, false, &mut t)?;
+            return Ok(Self::made(ctx, reg, bytes, t, RegisterMode::Anonymous));
         };
         let f = std::fs::File::open(path).map_err(|e| Error::Os {
             call: "open",
@@ -119,89 +103,33 @@ impl RegisteredAlloc {
             )));
         }
         if read_only_supported(ctx) {
-            let t = Instant::now();
-            // SAFETY: the file is mapped read-only; the tool never truncates it while mapped
-            // (the cache experiment owns its temporary files).
-            let m = unsafe { memmap2::MmapOptions::new().len(bytes as usize).map(&f) }
-                .map_err(|e| mmap_error("mmap", bytes, e))?;
-            a.push_mmap_step(t);
-            match a.register(Map::File(m), RegisterMode::ReadOnly) {
-                Ok(()) => return a.finish(),
+            let m = timed_map(&mut t.steps, bytes, || HostMap::file_read_only(&f, bytes))?;
+            match Registration::register(ctx, m, true, &mut t) {
+                Ok(reg) => return Ok(Self::made(ctx, reg, bytes, t, RegisterMode::ReadOnly)),
                 // The attribute said yes and the call says no: fall back below.
-                Err(e) if e.is_not_supported() => a.map = None,
+                Err(e) if e.is_not_supported() => {}
                 Err(e) => return Err(e),
             }
         }
-        let t = Instant::now();
-        // SAFETY: a private mapping: writes (the kernel's copy-on-write when pinning) never reach
-        // the file; the tool never truncates the file while mapped.
-        let m = unsafe { memmap2::MmapOptions::new().len(bytes as usize).map_copy(&f) }
-            .map_err(|e| mmap_error("mmap", bytes, e))?;
-        a.push_mmap_step(t);
-        a.register(Map::FileCopy(m), RegisterMode::PrivateCopy)?;
-        a.finish()
+        let m = timed_map(&mut t.steps, bytes, || HostMap::file_private(&f, bytes))?;
+        let reg = Registration::register(ctx, m, false, &mut t)?;
+        Ok(Self::made(ctx, reg, bytes, t, RegisterMode::PrivateCopy))
     }
 
-    fn push_mmap_step(&mut self, t: Instant) {
-        self.steps.push(Step {
-            name: "mmap",
-            ms: t.elapsed().as_secs_f64() * 1e3,
-        });
-    }
-
-    /// Registers `map` in `mode` (timed as the `cuMemHostRegister` step) and keeps it.
-    fn register(&mut self, map: Map, mode: RegisterMode) -> Result<()> {
-        let host = map.ptr();
-        let bytes = self.bytes;
-        self.map = Some(map);
-        let flags = sys::CU_MEMHOSTREGISTER_DEVICEMAP
-            | if mode == RegisterMode::ReadOnly {
-                sys::CU_MEMHOSTREGISTER_READ_ONLY
-            } else {
-                0
-            };
-        let ctx = self.ctx.clone();
-        timed_step(&ctx, "cuMemHostRegister", &mut self.steps, || {
-            // SAFETY: `host` is a live mapping of `bytes` bytes owned by `self` and outliving the
-            // registration (Drop unregisters before unmapping).
-            unsafe {
-                cu!(
-                    ctx.driver(),
-                    cuMemHostRegister_v2(host, bytes as usize, flags)
-                )
-            }
-        })?;
-        self.registered = true;
-        self.mode = mode;
-        Ok(())
-    }
-
-    /// The device address of the registered range.
-    fn finish(mut self) -> Result<RegisteredAlloc> {
-        let Some(host) = self.map.as_ref().map(Map::ptr) else {
-            return Err(Error::Invalid("no mapping was registered".into()));
-        };
-        let mut dptr: DevicePtr = 0;
-        // SAFETY: `host` is registered with DEVICEMAP; `dptr` is an out-pointer; flags must be 0.
-        unsafe {
-            cu!(
-                self.ctx.driver(),
-                cuMemHostGetDevicePointer_v2(&mut dptr, host, 0)
-            )
-        }?;
-        self.dptr = dptr;
-        Ok(self)
-    }
-
-    fn unregister(&mut self) -> Result<()> {
-        if self.registered {
-            self.registered = false;
-            if let Some(m) = &self.map {
-                // SAFETY: the range was registered by `new` and is unregistered once.
-                unsafe { cu!(self.ctx.driver(), cuMemHostUnregister(m.ptr())) }?;
-            }
+    fn made(
+        ctx: &Arc<Context>,
+        reg: Registration,
+        bytes: u64,
+        t: Steps<'_>,
+        mode: RegisterMode,
+    ) -> RegisteredAlloc {
+        RegisteredAlloc {
+            ctx: ctx.clone(),
+            reg,
+            bytes,
+            steps: t.steps,
+            mode,
         }
-        Ok(())
     }
 }
 
@@ -212,17 +140,18 @@ impl Allocation for RegisteredAlloc {
     fn bytes(&self) -> u64 {
         self.bytes
     }
-    fn device_ptr(&self) -> DevicePtr {
-        self.dptr
+    fn span(&self) -> DeviceSpan<'_> {
+        self.reg.span()
     }
     fn host_slice(&mut self) -> Option<&mut [u8]> {
-        match self.map.as_mut() {
-            Some(Map::Anon(m)) => Some(&mut m[..]),
-            _ => None,
+        if self.mode == RegisterMode::Anonymous {
+            self.reg.host_slice()
+        } else {
+            None
         }
     }
     fn writable(&self) -> bool {
-        matches!(self.map, Some(Map::Anon(_)))
+        self.mode == RegisterMode::Anonymous
     }
     fn registration_mode(&self) -> Option<&'static str> {
         Some(self.mode.key())
@@ -230,25 +159,16 @@ impl Allocation for RegisteredAlloc {
     fn alloc_steps(&self) -> &[Step] {
         &self.steps
     }
-    fn free(mut self: Box<Self>) -> Result<Vec<Step>> {
-        let mut steps = Vec::new();
-        timed_step(&self.ctx.clone(), "cuMemHostUnregister", &mut steps, || {
-            self.unregister()
-        })?;
-        let t = Instant::now();
-        self.map = None;
-        steps.push(Step {
+    fn free(self: Box<Self>) -> Result<Vec<Step>> {
+        let RegisteredAlloc { ctx, reg, .. } = *self;
+        let mut t = Steps::new(&ctx);
+        let map = reg.unregister(&mut t)?;
+        let started = Instant::now();
+        drop(map);
+        t.steps.push(Step {
             name: "munmap",
-            ms: t.elapsed().as_secs_f64() * 1e3,
+            ms: started.elapsed().as_secs_f64() * 1e3,
         });
-        Ok(steps)
-    }
-}
-
-impl Drop for RegisteredAlloc {
-    fn drop(&mut self) {
-        if let Err(e) = self.unregister() {
-            record_drop_failure(format!("cuMemHostUnregister: {e}"));
-        }
+        Ok(t.steps)
     }
 }

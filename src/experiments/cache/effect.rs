@@ -416,7 +416,7 @@ impl EffectCtx<'_> {
         }
         let (ms, sum) = gpu
             .kernels
-            .read(&gpu.stream, a.device_ptr(), self.fill_bytes)?;
+            .read(&gpu.stream, a.span().prefix(self.fill_bytes)?)?;
         a.free()?;
         verify_sum("registered", sum, f.expected_sum)?;
         row.registered_read_ms = Some(ms);
@@ -446,9 +446,7 @@ impl EffectCtx<'_> {
         f.establish(state)?;
         let map = FileMap::open(f.fill.path(), self.fill_bytes)
             .map_err(|e| Error::io(f.fill.path(), e))?;
-        let (ms, sum) = gpu
-            .kernels
-            .read(&gpu.stream, map.device_ptr(), map.bytes())?;
+        let (ms, sum) = gpu.kernels.read(&gpu.stream, map.span())?;
         drop(map);
         verify_sum("pageable", sum, f.expected_sum)?;
         row.pageable_read_ms = Some(ms);

@@ -152,7 +152,7 @@ fn populate(
     a: &dyn Allocation,
 ) -> Result<(Option<f64>, Option<f64>)> {
     let prefetch = if opts.strategy == Strategy::ManagedPrefetch {
-        Some(prefetch_to_device(&gpu.stream, a.device_ptr(), a.bytes())?)
+        Some(prefetch_to_device(&gpu.stream, a.span())?)
     } else {
         None
     };
@@ -160,7 +160,7 @@ fn populate(
         let stride = crate::host::facts::page_size();
         Some(
             gpu.kernels
-                .touch(&gpu.stream, a.device_ptr(), a.bytes(), stride, 0x5a5a_5a5a)?,
+                .touch(&gpu.stream, a.span(), stride, 0x5a5a_5a5a)?,
         )
     } else {
         None

@@ -132,7 +132,7 @@ pub fn run_matrix(
         let ms = timed(repeat, || {
             Ok(gpu
                 .kernels
-                .copy(&gpu.stream, dev2.device_ptr(), dev.device_ptr(), total)
+                .copy(&gpu.stream, dev2.span(), dev.span().prefix(total)?)
                 .map(|_| ())?)
         })?;
         push_some(&mut push, row("DtoD", "device", "sync", piece, total, &ms))?;
@@ -156,14 +156,10 @@ pub fn run_matrix(
             for (mode, stream) in [("sync", None), ("async", Some(gpu.stream.as_ref()))] {
                 let p = piece as usize;
                 let src = &buf[..total as usize];
-                let ms = timed(repeat, || {
-                    Ok(htod_chunks(c, stream, dev.device_ptr(), src, p)?)
-                })?;
+                let ms = timed(repeat, || Ok(htod_chunks(c, stream, dev.span(), src, p)?))?;
                 push_some(&mut push, row("HtoD", kind, mode, piece, total, &ms))?;
                 let dst = &mut buf[..total as usize];
-                let ms = timed(repeat, || {
-                    Ok(dtoh_chunks(c, stream, dst, dev.device_ptr(), p)?)
-                })?;
+                let ms = timed(repeat, || Ok(dtoh_chunks(c, stream, dst, dev.span(), p)?))?;
                 push_some(&mut push, row("DtoH", kind, mode, piece, total, &ms))?;
             }
         }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::header::ModelFile;
 use super::stream_paths;
+use crate::driver::DeviceSpan;
 use crate::driver::copy::htod_chunks;
 use crate::driver::load_kernels::LoadKernels;
 use crate::error::{Error, Result};
@@ -215,15 +216,16 @@ fn map(ctx: &RunCtx) -> Result<FileMap> {
     FileMap::open(&ctx.file.path, 0).map_err(|e| Error::io(&ctx.file.path, e))
 }
 
-/// Copies each tensor from `src(offset in the data section)` to the destination, with `copy`.
+/// Copies each tensor from `src(offset in the data section)` to the destination, with `copy`
+/// (given the tensor's span of the destination, its offset in the data section and its bytes).
 fn per_tensor(
     ctx: &RunCtx,
     dst: &dyn Allocation,
-    mut copy: impl FnMut(u64, u64, u64) -> Result<()>,
+    mut copy: impl FnMut(DeviceSpan<'_>, u64, u64) -> Result<()>,
 ) -> Result<f64> {
     let mut first = 0.0;
     for (k, t) in ctx.file.tensors.iter().enumerate() {
-        copy(dst.device_ptr() + t.start, t.start, t.bytes())?;
+        copy(dst.span().slice(t.start, t.bytes())?, t.start, t.bytes())?;
         if k == 0 {
             first = ctx.mark()?;
         }
@@ -257,7 +259,13 @@ fn read_copy(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
         let n = (total - done).min(CHUNK) as usize;
         f.read_exact_at(&mut buf[..n], base + done)
             .map_err(|e| Error::io(&ctx.file.path, e))?;
-        htod_chunks(&ctx.gpu.ctx, None, dst.device_ptr() + done, &buf[..n], n)?;
+        htod_chunks(
+            &ctx.gpu.ctx,
+            None,
+            dst.span().slice(done, n as u64)?,
+            &buf[..n],
+            n,
+        )?;
         done += n as u64;
         if first.is_none() && done >= first_end {
             first = Some(ctx.mark()?);
@@ -282,9 +290,10 @@ fn registered_file(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
         len,
         &opts,
     )?;
-    let src = reg.device_ptr() + ctx.file.data_offset;
+    let src = reg.span();
     let first = per_tensor(ctx, dst, |d, s, n| {
-        Ok(ctx.k.copy(&ctx.gpu.stream, d, src + s, n).map(|_| ())?)
+        let from = src.slice(ctx.file.data_offset + s, n)?;
+        Ok(ctx.k.copy(&ctx.gpu.stream, d, from).map(|_| ())?)
     })?;
     Ok(Loaded {
         first_ms: first,
@@ -295,9 +304,10 @@ fn registered_file(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
 
 fn pageable_direct(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
     let m = map(ctx)?;
-    let src = m.device_ptr() + ctx.file.data_offset;
+    let src = m.span();
     let first = per_tensor(ctx, dst, |d, s, n| {
-        Ok(ctx.k.copy(&ctx.gpu.stream, d, src + s, n).map(|_| ())?)
+        let from = src.slice(ctx.file.data_offset + s, n)?;
+        Ok(ctx.k.copy(&ctx.gpu.stream, d, from).map(|_| ())?)
     })?;
     Ok(Loaded {
         first_ms: first,
@@ -333,11 +343,11 @@ fn managed(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
 fn managed_prefetch(ctx: &RunCtx, dst: &mut dyn Allocation) -> Result<Loaded> {
     read_into_managed(ctx, dst)?;
     let first_end = ctx.first_end();
-    prefetch_to_device(&ctx.gpu.stream, dst.device_ptr(), first_end)?;
+    prefetch_to_device(&ctx.gpu.stream, dst.span().prefix(first_end)?)?;
     let first = ctx.mark()?;
     let rest = ctx.file.data_bytes - first_end;
     if rest > 0 {
-        prefetch_to_device(&ctx.gpu.stream, dst.device_ptr() + first_end, rest)?;
+        prefetch_to_device(&ctx.gpu.stream, dst.span().slice(first_end, rest)?)?;
     }
     Ok(Loaded {
         first_ms: first,

@@ -80,7 +80,7 @@ pub fn run_once(
     let extremes = sampler.stop();
     let loaded = loaded?;
     let cache_growth = cached_bytes() as i64 - cached_before as i64;
-    let (kernel_ms, sum) = k.checksum(&gpu.stream, dst.device_ptr(), file.data_bytes)?;
+    let (kernel_ms, sum) = k.checksum(&gpu.stream, dst.span().prefix(file.data_bytes)?)?;
     dst.free()?;
     Ok(LoadRow {
         path: path.key.into(),

@@ -52,6 +52,7 @@ fn staged(
     let mut first_ms = None;
     staged_upload(
         &ctx.gpu.stream,
+        dst.span(),
         [a, b],
         |buf| {
             if pos >= data_end {
@@ -70,7 +71,7 @@ fn staged(
             Ok(Some(Stage {
                 skip,
                 len,
-                dst: dst.device_ptr() + off,
+                offset: off,
             }))
         },
         ctx.first_end(),

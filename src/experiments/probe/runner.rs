@@ -227,13 +227,10 @@ fn try_once(
         Err(msg) => return Ok(Attempt::OutOfMemory(msg)),
     };
     let out = if touch {
-        match classify(gpu.kernels.touch(
-            &gpu.stream,
-            a.device_ptr(),
-            bytes,
-            opts.page_stride,
-            0x5052_4f42,
-        ))? {
+        match classify(
+            gpu.kernels
+                .touch(&gpu.stream, a.span(), opts.page_stride, 0x5052_4f42),
+        )? {
             Ok(_) => Attempt::Fit,
             Err(msg) => Attempt::OutOfMemory(msg),
         }
@@ -261,13 +258,11 @@ fn add_chunk(
         Err(msg) => return Ok(Attempt::OutOfMemory(msg)),
     };
     if touch
-        && let Err(msg) = classify(gpu.kernels.touch(
-            &gpu.stream,
-            a.device_ptr(),
-            bytes,
-            opts.page_stride,
-            0x5052_4f42,
-        ))?
+        && let Err(msg) =
+            classify(
+                gpu.kernels
+                    .touch(&gpu.stream, a.span(), opts.page_stride, 0x5052_4f42),
+            )?
     {
         a.free()?;
         return Ok(Attempt::OutOfMemory(msg));

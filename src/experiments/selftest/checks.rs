@@ -5,17 +5,13 @@
 use rand::RngExt;
 
 use super::{KernelCheck, KernelTest};
-use crate::driver::{DevicePtr, host_pattern_byte, host_pattern_sum, host_pattern_word};
+use crate::driver::{DeviceSpan, host_pattern_byte, host_pattern_sum, host_pattern_word};
 use crate::error::Result;
 use crate::experiments::Gpu;
 
-/// Verifies every kernel on `ptr` (`bytes` long) with a fresh seed; returns the checks.
-pub fn verify_kernels(
-    gpu: &Gpu,
-    ptr: DevicePtr,
-    bytes: u64,
-    page: u64,
-) -> Result<Vec<KernelCheck>> {
+/// Verifies every kernel on `span` with a fresh seed; returns the checks.
+pub fn verify_kernels(gpu: &Gpu, span: DeviceSpan<'_>, page: u64) -> Result<Vec<KernelCheck>> {
+    let bytes = span.bytes();
     let k = &gpu.kernels;
     let s = &gpu.stream;
     let dev = gpu.device.ordinal();
@@ -33,9 +29,9 @@ pub fn verify_kernels(
     };
 
     // fill over a poisoned buffer, then check: every element written with the new seed.
-    k.memset_d8(ptr, bytes, 0xA5)?;
-    k.fill(s, ptr, bytes, seed)?;
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    k.memset_d8(span, 0xA5)?;
+    k.fill(s, span, seed)?;
+    let (_, c) = k.check(s, span, seed)?;
     push(
         KernelTest::FillCheck,
         c.mismatches == 0,
@@ -46,7 +42,7 @@ pub fn verify_kernels(
     );
 
     // read: the sum of the pattern, computed independently on the host.
-    let (_, sum) = k.read(s, ptr, bytes)?;
+    let (_, sum) = k.read(s, span)?;
     let want = host_pattern_sum(bytes, seed);
     push(
         KernelTest::Read,
@@ -58,10 +54,10 @@ pub fn verify_kernels(
     let words = bytes / 4;
     let victim = rng.random_range(0..words.max(1));
     let mut word = [0u8; 4];
-    k.download(ptr + victim * 4, &mut word)?;
+    k.download(span.slice(victim * 4, 4)?, &mut word)?;
     let planted = [!word[0], word[1], word[2], word[3]];
-    k.upload(ptr + victim * 4, &planted)?;
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    k.upload(span.slice(victim * 4, 4)?, &planted)?;
+    let (_, c) = k.check(s, span, seed)?;
     push(
         KernelTest::PlantedError,
         c.mismatches == 1 && c.first_bad_offset == Some(victim * 4),
@@ -75,10 +71,10 @@ pub fn verify_kernels(
 
     // touch writes one word per page (over freshly filled data: the planted error is gone):
     // read back one word per page and compare the sum.
-    k.fill(s, ptr, bytes, seed)?;
+    k.fill(s, span, seed)?;
     let value: u32 = rng.random_range(1..u32::MAX);
-    k.touch(s, ptr, bytes, page, value)?;
-    let (_, tsum) = k.touch_read(s, ptr, bytes, page)?;
+    k.touch(s, span, page, value)?;
+    let (_, tsum) = k.touch_read(s, span, page)?;
     let pages = bytes.div_ceil(page);
     let last_partial = bytes - (pages - 1) * page < 4;
     let expect = if last_partial {
@@ -92,7 +88,7 @@ pub fn verify_kernels(
         format!("{pages} pages of {page} B: sum {tsum}, expected {expect}"),
     );
     // And touch changed exactly the elements it should have: count them on the host.
-    let (_, c) = k.check(s, ptr, bytes, seed)?;
+    let (_, c) = k.check(s, span, seed)?;
     let want = expected_touch_mismatches(bytes, page, value, seed);
     push(
         KernelTest::TouchStride,

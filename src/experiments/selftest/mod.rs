@@ -210,13 +210,13 @@ fn fill_by_size(gpu: &Gpu, runs: u32, sizes: &[u64]) -> Result<Vec<Bandwidth>> {
         largest,
         &AllocOptions::default(),
     )?;
-    let p = a.device_ptr();
     for &bytes in sizes {
         let (mut memset, mut fill) = (Vec::new(), Vec::new());
         for i in 0..=runs {
             check_interrupt()?;
-            let m = k.memset_d32(s, p, bytes, 0x1234_5678)?;
-            let f = k.fill(s, p, bytes, 0x0bad_f00d)?;
+            let p = a.span().prefix(bytes)?;
+            let m = k.memset_d32(s, p, 0x1234_5678)?;
+            let f = k.fill(s, p, 0x0bad_f00d)?;
             if i > 0 {
                 memset.push(m);
                 fill.push(f);
@@ -272,23 +272,23 @@ pub fn run(gpu: &Gpu, opts: &SelftestOptions) -> Result<SelftestReport> {
     let a = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
     let b = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, bytes, &no_opts)?;
     let page = crate::host::facts::page_size();
-    let mut checks = verify_kernels(gpu, a.device_ptr(), bytes, page)?;
+    let mut checks = verify_kernels(gpu, a.span(), page)?;
     progress.inc();
     let odd = allocate(&gpu.ctx, &gpu.stream, Strategy::Device, ODD_BYTES, &no_opts)?;
-    checks.extend(verify_kernels(gpu, odd.device_ptr(), ODD_BYTES, page)?);
+    checks.extend(verify_kernels(gpu, odd.span(), page)?);
     drop(odd);
     progress.inc();
     check_interrupt()?;
 
     progress.message("measuring bandwidth");
     let (k, s) = (&gpu.kernels, &gpu.stream);
-    let (pa, pb) = (a.device_ptr(), b.device_ptr());
+    let (pa, pb) = (a.span(), b.span());
     // Never time on zero-filled data when reading: fill first.
-    k.fill(s, pa, bytes, 0x5eed_1234)?;
-    let memset = bandwidth_runs(opts.runs, || Ok(k.memset_d32(s, pb, bytes, 0x1234_5678)?))?;
-    let fill = bandwidth_runs(opts.runs, || Ok(k.fill(s, pb, bytes, 0x0bad_f00d)?))?;
-    let read = bandwidth_runs(opts.runs, || Ok(k.read(s, pa, bytes)?.0))?;
-    let copy = bandwidth_runs(opts.runs, || Ok(k.copy(s, pb, pa, bytes)?))?;
+    k.fill(s, pa, 0x5eed_1234)?;
+    let memset = bandwidth_runs(opts.runs, || Ok(k.memset_d32(s, pb, 0x1234_5678)?))?;
+    let fill = bandwidth_runs(opts.runs, || Ok(k.fill(s, pb, 0x0bad_f00d)?))?;
+    let read = bandwidth_runs(opts.runs, || Ok(k.read(s, pa)?.0))?;
+    let copy = bandwidth_runs(opts.runs, || Ok(k.copy(s, pb, pa)?))?;
     progress.inc();
     let to_gbps = |ms: &[f64]| ms.iter().map(|m| gbps(bytes, *m)).collect::<Vec<_>>();
     let memset_med = Summary::of(&to_gbps(&memset)).map_or(0.0, |s| s.median);

@@ -10,7 +10,7 @@ use super::acc::Acc;
 use super::phase::{self, Phase};
 use super::runner::{Ctx, check};
 use super::{Snapshot, SweepRow};
-use crate::driver::DevicePtr;
+use crate::driver::DeviceSpan;
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
 use crate::experiments::{check_interrupt, interrupted};
@@ -86,14 +86,14 @@ fn alloc_and_touch(
         }
     }
     record_steps(acc, Phase::AllocStep, a.alloc_steps());
-    let ptr: DevicePtr = a.device_ptr();
+    let span = a.span();
     let writable = a.writable();
     c.lap(phase::ALLOC);
     check_interrupt()?;
 
     // 2. prefetch (managed+prefetch).
     if st == Strategy::ManagedPrefetch {
-        acc.one(Phase::Prefetch, prefetch_to_device(s, ptr, size)?);
+        acc.one(Phase::Prefetch, prefetch_to_device(s, span)?);
         c.lap(phase::PREFETCH);
     }
 
@@ -101,9 +101,9 @@ fn alloc_and_touch(
     let stride = c.opts.page_stride;
     let touch = |value: u32| -> Result<f64> {
         if writable {
-            Ok(k.touch(s, ptr, size, stride, value)?)
+            Ok(k.touch(s, span, stride, value)?)
         } else {
-            Ok(k.touch_read(s, ptr, size, stride)?.0)
+            Ok(k.touch_read(s, span, stride)?.0)
         }
     };
     acc.one(Phase::GpuFirstTouch, touch(0x1111_1111)?);
@@ -127,28 +127,25 @@ fn bandwidth_and_verify(
     a: &mut dyn Allocation,
 ) -> Result<()> {
     let (k, s) = (&c.gpu.kernels, &c.gpu.stream);
-    let ptr = a.device_ptr();
+    let span = a.span();
     let writable = a.writable();
     c.settle();
     let seed: u32 = rand::random();
     if writable {
         acc.group(
             Phase::Fill,
-            repeat(c.opts.runs, || Ok(k.fill(s, ptr, size, seed)?))?,
+            repeat(c.opts.runs, || Ok(k.fill(s, span, seed)?))?,
         );
         check_interrupt()?;
     }
-    acc.group(
-        Phase::Read,
-        repeat(c.opts.runs, || Ok(k.read(s, ptr, size)?.0))?,
-    );
+    acc.group(Phase::Read, repeat(c.opts.runs, || Ok(k.read(s, span)?.0))?);
     c.lap("fill and read bandwidth");
     check_interrupt()?;
 
     // 7. verify: the check kernel over everything on every allocation, and the CPU on a sample
     // where it can reach (first allocation only: on managed memory each sampled word migrates).
     if writable {
-        let (_, res) = k.check(s, ptr, size, seed)?;
+        let (_, res) = k.check(s, span, seed)?;
         let mut note = format!("check kernel over all {size} bytes of each allocation");
         let mut bad = res.mismatches;
         if first && let Some(mem) = a.host_slice() {
@@ -168,7 +165,7 @@ fn bandwidth_and_verify(
     }
     c.lap(phase::VERIFY);
     if st == Strategy::Device {
-        baselines(c, ptr, size, acc)?;
+        baselines(c, a.span(), acc)?;
         c.lap("baselines");
     }
     Ok(())
@@ -191,7 +188,6 @@ fn cpu_first(job: &mut Job, first: bool, acc: &mut Acc) -> Result<()> {
         return Ok(());
     }
     let mut b = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
-    let bptr = b.device_ptr();
     let threads = c.opts.cpu_threads_for(size);
     if let Some(mem) = b.host_slice() {
         let t = cpu_touch(mem, stride, 0x3333_3333, threads);
@@ -202,7 +198,7 @@ fn cpu_first(job: &mut Job, first: bool, acc: &mut Acc) -> Result<()> {
             .push(t.pages_per_s_per_thread());
         let g = gpu
             .kernels
-            .touch(&gpu.stream, bptr, size, stride, 0x4444_4444)?;
+            .touch(&gpu.stream, b.span(), stride, 0x4444_4444)?;
         acc.one(Phase::GpuTouchAfterCpu, g);
     }
     b.free()?;
@@ -231,19 +227,20 @@ fn repeat(runs: u32, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
 }
 
 /// `cuMemsetD32` over the buffer, and a device-to-device copy of its first half onto its second.
-fn baselines(c: &Ctx, ptr: DevicePtr, size: u64, acc: &mut Acc) -> Result<()> {
+fn baselines(c: &Ctx, span: DeviceSpan<'_>, acc: &mut Acc) -> Result<()> {
     let (k, s) = (&c.gpu.kernels, &c.gpu.stream);
     acc.group(
         Phase::MemsetBaseline,
-        repeat(c.opts.runs, || {
-            Ok(k.memset_d32(s, ptr, size, 0x5a5a_5a5a)?)
-        })?,
+        repeat(c.opts.runs, || Ok(k.memset_d32(s, span, 0x5a5a_5a5a)?))?,
     );
-    let half = size / 2 / 16 * 16;
+    let half = span.bytes() / 2 / 16 * 16;
     if half > 0 {
         acc.group(
             Phase::CopyBaseline,
-            repeat(c.opts.runs, || Ok(k.copy(s, ptr + half, ptr, half)?))?,
+            repeat(c.opts.runs, || {
+                let (lo, hi) = span.split_at(half)?;
+                Ok(k.copy(s, hi, lo)?)
+            })?,
         );
     }
     Ok(())

@@ -1,7 +1,7 @@
 // Variants of `fill` kept for `tests/gpu_fill_variants.rs`, which times each against
 // cuMemsetD32 so that the choice of the production kernel rests on measurements
 // (scripts/fill-bench.cu sweeps more shapes; docs/results/h200-2026-11-30-fill/ has the numbers).
-#include "fill_tiles.cuh"
+#include "../fill_tiles.cuh"
 
 // The production fill until 2026-11-30: grid-stride, four independent stores in flight per
 // thread (95% of cuMemsetD32 on an H200 at 16x the occupancy grid); STREAMING uses
@@ -67,4 +67,11 @@ extern "C" __global__ void cml_fillv_const(uint8_t* __restrict__ base, uint64_t 
     uint4* __restrict__ v = reinterpret_cast<uint4*>(base);
     const uint4 x = make_uint4(seed, seed, seed, seed);
     for (uint64_t j = cml_tid(); j < nvec; j += cml_nthreads()) v[j] = x;
+}
+
+// Not a fill at all: a fill-shaped name with the wrong parameters, which
+// Kernels::time_fill_variant must refuse before launching (tests/gpu_fill_variants.rs).
+extern "C" __global__ void cml_fillv_bad_params(uint8_t* base, uint64_t bytes) {
+    (void)base;
+    (void)bytes;
 }
