@@ -2,6 +2,7 @@
 //! README for the commands and DESIGN.md for the layers.
 pub mod cli;
 pub mod driver;
+pub mod env;
 pub mod error;
 pub mod experiments;
 pub mod host;

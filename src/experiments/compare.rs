@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::lab::{self, LabResults};
 use super::sweep::{SweepRow, phase};
 use crate::error::{Error, Result};
-use crate::report::headline;
+use crate::experiments::headline;
 use crate::report::markdown::Page;
 use crate::report::plots::{BarChart, BarSeries, LineChart, Scale, Series, bar_chart, line_chart};
 use crate::report::sink::{now_rfc3339, read_checked_json, read_document, to_json};

@@ -501,9 +501,8 @@ pub fn main(args: InfoArgs) -> crate::error::Result<()> {
     }
     let r = collect();
     if args.json {
-        let text = serde_json::to_string_pretty(&r)
-            .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
-        crate::report::sink::print_stdout(format!("{text}\n"))?;
+        let envelope = crate::report::envelope::Envelope::start("info").finish(false);
+        crate::report::sink::print_stdout(crate::report::envelope::to_json(envelope, &r)?)?;
     } else if args.csv {
         crate::report::sink::print_stdout(crate::report::sink::to_csv(&csv_rows(&r))?)?;
     } else {

@@ -1400,7 +1400,7 @@ pub fn assemble(
     if let Some(d) = &sweep {
         scaled.push(format!(
             "the sweep's command line: `{}`",
-            d.command_line.join(" ")
+            d.envelope.command_line.join(" ")
         ));
     }
     let settings = LabSettings {
@@ -1470,13 +1470,13 @@ pub fn assemble(
         Some(d) => r.steps.push(step(
             "sweep",
             devices.first().copied(),
-            if d.complete {
+            if d.envelope.complete {
                 StepStatus::Ok
             } else {
                 StepStatus::Interrupted
             },
             None,
-            elapsed(&d.started_at, d.finished_at.as_ref()),
+            elapsed(&d.envelope.started_at, d.envelope.finished_at.as_ref()),
         )),
         None => r
             .steps
@@ -1486,13 +1486,13 @@ pub fn assemble(
         Some(d) => r.steps.push(step(
             "probe",
             devices.first().copied(),
-            if d.complete {
+            if d.envelope.complete {
                 StepStatus::Ok
             } else {
                 StepStatus::Interrupted
             },
             None,
-            elapsed(&d.started_at, d.finished_at.as_ref()),
+            elapsed(&d.envelope.started_at, d.envelope.finished_at.as_ref()),
         )),
         None => r
             .steps
@@ -1504,9 +1504,9 @@ pub fn assemble(
     }
     r.steps.push(step("plan", None, StepStatus::Ok, None, 0.0));
     if let Some(d) = &sweep {
-        r.started_at = d.started_at.clone();
-        r.finished_at = d.finished_at.clone();
-        r.command_line = d.command_line.clone();
+        r.started_at = d.envelope.started_at.clone();
+        r.finished_at = d.envelope.finished_at.clone();
+        r.command_line = d.envelope.command_line.clone();
         let mut section = Section::default();
         section.absorb(d);
         r.sweep = Some(section);
@@ -1722,9 +1722,9 @@ fn summary(r: &LabResults, dir: &Path, findings: &[String]) -> String {
         }
         out.push('\n');
     }
-    let heads = crate::report::headline::from_lab(r);
+    let heads = crate::experiments::headline::from_lab(r);
     if !heads.is_empty() {
-        out.push_str(&crate::report::headline::render_all(&heads));
+        out.push_str(&crate::experiments::headline::render_all(&heads));
         out.push('\n');
     }
     out.push_str(&format!(

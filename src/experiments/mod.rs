@@ -8,7 +8,7 @@
 
 pub mod cache;
 pub mod compare;
-pub mod env;
+pub mod headline;
 pub mod info;
 pub mod lab;
 pub mod layout;
@@ -17,6 +17,12 @@ pub mod selftest;
 pub mod sweep;
 pub mod visibility;
 pub mod watch;
+
+/// The environment moved below the experiments (`crate::env`, the planner reads it too); the
+/// old path stays valid.
+pub use crate::env;
+/// `--device` moved to the command-line layer; the old path stays valid.
+pub use crate::cli::DeviceSel;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,44 +81,6 @@ pub fn check_interrupt() -> Result<()> {
         Err(Error::Interrupted)
     } else {
         Ok(())
-    }
-}
-
-/// `--device N` or `--device all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSel {
-    One(i32),
-    All,
-}
-
-impl DeviceSel {
-    pub fn parse(s: &str) -> std::result::Result<DeviceSel, String> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("all") {
-            return Ok(DeviceSel::All);
-        }
-        t.parse::<i32>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(DeviceSel::One)
-            .ok_or_else(|| format!("device `{s}` is not a device number: give 0, 1, ... or `all`"))
-    }
-
-    /// The ordinals this selection names on a host with `count` devices.
-    pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
-        match self {
-            // The request was fine (the default device included); the machine has no GPU: exit 1.
-            DeviceSel::All | DeviceSel::One(_) if count <= 0 => Err(Error::Failed(
-                "no CUDA device found: this command needs a GPU".into(),
-            )),
-            DeviceSel::All => Ok((0..count).collect()),
-            DeviceSel::One(n) if n < count => Ok(vec![n]),
-            DeviceSel::One(n) => Err(Error::usage(format!(
-                "device {n} does not exist: this host has {count} CUDA device{} (0..{})",
-                if count == 1 { "" } else { "s" },
-                count - 1
-            ))),
-        }
     }
 }
 

@@ -891,11 +891,7 @@ pub fn find<'a>(
 /// A size as the user gave it: whole GB (1e9 bytes, the seed preset's sizes) as "60 GB", other
 /// sizes in binary units.
 pub fn size_label(bytes: u64) -> String {
-    if bytes >= GB && bytes.is_multiple_of(GB) && !bytes.is_multiple_of(GIB) {
-        format!("{} GB", bytes / GB)
-    } else {
-        fmt_bytes(bytes)
-    }
+    crate::units::size_label(bytes)
 }
 
 /// Formats one cell of a phase table.
@@ -1124,11 +1120,11 @@ pub fn render(doc: &SweepDoc) -> String {
 }
 
 /// A percentage printed with enough digits that it never reads as the other side of
-/// `threshold`, for either reading of "above": [`crate::report::headline::pct_vs`] keeps the
+/// `threshold`, for either reading of "above": [`crate::units::pct_vs`] keeps the
 /// `>=` side (94.96% is not printed as 95.0%), and the strict side is kept here too (10.0004% is
 /// not printed as 10.0% next to "above 10%").
 pub fn pct_near(p: f64, threshold: f64) -> String {
-    let s = crate::report::headline::pct_vs(p, threshold);
+    let s = crate::units::pct_vs(p, threshold);
     if s.parse::<f64>()
         .is_ok_and(|v| (v > threshold) == (p > threshold))
     {
@@ -1629,7 +1625,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
         crate::report::sink::print_stdout(format!(
             "{}{}sweep took {:.1} s\n",
             render(&sink.doc),
-            crate::report::headline::render_all(&crate::report::headline::from_sweep(&sink.doc)),
+            crate::experiments::headline::render_all(&crate::experiments::headline::from_sweep(&sink.doc)),
             t.elapsed().as_secs_f64()
         ))?;
     }

@@ -2,7 +2,7 @@
 //! READMEs unchanged) with units in their headers, and a progress bar on
 //! stderr (indicatif) that hides itself when stderr is not a terminal or with `--quiet`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use comfy_table::presets::ASCII_MARKDOWN;
 use comfy_table::{ContentArrangement, Table};
@@ -53,6 +53,9 @@ impl Progress {
             b.enable_steady_tick(std::time::Duration::from_millis(200));
             b
         };
+        if visible {
+            crate::report::diag::set_bar(Some(bar.clone()));
+        }
         Progress { bar, visible }
     }
 
@@ -70,17 +73,16 @@ impl Progress {
         self.bar.println(line.as_ref());
     }
 
-    /// A warning (such as what `--force` lifted): always reaches stderr, bar or not, quiet or not.
+    /// A warning (such as what `--force` lifted): always reaches stderr, bar or not, quiet or
+    /// not, through the one diagnostics channel ([`crate::report::diag::warn`]).
     pub fn warn(&self, line: impl AsRef<str>) {
-        if self.visible {
-            self.bar.println(line.as_ref());
-        } else {
-            // A closed stderr must not panic (eprintln! would): the warning is then lost.
-            let _ = writeln!(std::io::stderr(), "{}", line.as_ref());
-        }
+        crate::report::diag::warn(line.as_ref());
     }
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        if self.visible {
+            crate::report::diag::set_bar(None);
+        }
     }
 }

@@ -12,7 +12,7 @@
 use super::{LabResults, StepStatus};
 use crate::error::Result;
 use crate::experiments::sweep::{SweepRow, bandwidth_cell, phase, spread_ms};
-use crate::report::headline;
+use crate::experiments::headline;
 use crate::report::markdown::Page;
 use crate::report::plots::{
     BarChart, BarSeries, BarSpread, LineChart, LineSpread, RefLine, Scale, Series, bar_chart,
@@ -56,7 +56,7 @@ impl Findings {
 
 /// GiB with two decimals (tables of memory).
 pub fn gib(b: u64) -> String {
-    format!("{:.2}", b as f64 / GIB as f64)
+    crate::units::fmt_gib_dp(b, 2)
 }
 
 /// Signed GiB with two decimals.

@@ -1,0 +1,604 @@
+//! Structure checks (issue 13), run by `cargo test` (so by the README's test command and by
+//! `.ci/run`), no GPU needed:
+//! - no import cycle between modules of `src/`;
+//! - no source file over 700 lines;
+//! - `unsafe` only under `src/driver/`;
+//! - the planner (`src/plan`, pure arithmetic) does not import `experiments`.
+//!
+//! Granularity of the module graph: each top-level module of the crate (`cli`, `driver`,
+//! `experiments`, `plan`, `report`, ...) is one node, except `experiments`, whose submodules
+//! (`experiments::sweep`, `experiments::lab`, ...) are nodes of their own (and `experiments`
+//! itself, its `mod.rs`, one more). An edge A -> B is any path that names B from a file of A:
+//! `use crate::...` (grouped `use` trees expanded), `crate::...` inline, and `super::...`
+//! resolved against the file's module (inline `mod x { ... }` blocks included). A link between a
+//! node and its own parent or child (`experiments::sweep` using `super::Gpu`) is not a cycle and is
+//! not counted. Code under `#[cfg(test)]` counts like any other.
+//!
+//! Known offenders that other branches are fixing may be listed in the allow-lists below; the test
+//! prints them on every run, and fails when an entry is no longer needed, so the lists only shrink.
+//!
+//! Written by hand (a small lexer that blanks comments and string/char literals): the check needs
+//! module paths only, and no maintained crate reports an import graph of a crate's own modules.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Source files allowed over 700 lines until the branch splitting them is merged.
+const ALLOW_LONG: &[&str] = &[];
+/// Source files outside `src/driver/` allowed to contain `unsafe` until helper C's move is merged.
+const ALLOW_UNSAFE: &[&str] = &[];
+/// Module cycles allowed until the branches that break them are merged: each entry is the sorted
+/// list of the nodes of one strongly connected component, joined by ", ".
+const ALLOW_CYCLES: &[&str] = &[];
+
+const MAX_LINES: usize = 700;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `src/`, relative to the repository root, sorted.
+fn sources() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&root().join("src"), &mut v);
+    let mut v: Vec<PathBuf> = v
+        .into_iter()
+        .map(|p| p.strip_prefix(root()).unwrap().to_path_buf())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The module path of a source file: `src/experiments/sweep.rs` -> `["experiments", "sweep"]`,
+/// `src/report/mod.rs` -> `["report"]`, `src/lib.rs` -> `[]`. `None` for `src/main.rs` and other
+/// binaries (they are not modules of the library).
+fn module_of(rel: &Path) -> Option<Vec<String>> {
+    let parts: Vec<String> = rel
+        .strip_prefix("src")
+        .ok()?
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let (last, dirs) = parts.split_last()?;
+    if dirs.first().is_some_and(|d| d == "bin") || (dirs.is_empty() && last == "main.rs") {
+        return None;
+    }
+    let mut m: Vec<String> = dirs.to_vec();
+    let stem = last.trim_end_matches(".rs");
+    if stem != "mod" && stem != "lib" {
+        m.push(stem.to_string());
+    }
+    Some(m)
+}
+
+/// The graph node of a path into the crate: its longest prefix that is a module (`modules`: the
+/// crate's module paths), at the granularity the module doc states.
+fn node_in(modules: &BTreeSet<Vec<String>>, path: &[String]) -> String {
+    let n = (0..=path.len())
+        .rev()
+        .find(|n| modules.contains(&path[..*n]))
+        .unwrap_or(0);
+    node_of(&path[..n])
+}
+
+/// The graph node of a module path (see the module doc for the granularity).
+fn node_of(m: &[String]) -> String {
+    match m {
+        [] => "crate".into(),
+        [first, second, ..] if first == "experiments" => format!("experiments::{second}"),
+        [first, ..] => first.clone(),
+    }
+}
+
+/// The text with comments, string literals and char literals replaced by spaces (newlines kept,
+/// so line numbers still hold).
+fn blank_non_code(src: &str) -> String {
+    let b: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < b.len() && b[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < b.len() {
+                if b[i] == '/' && b.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if b[i] == '*' && b.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(b[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && (i == 0 || !(b[i - 1].is_alphanumeric() || b[i - 1] == '_'))
+        {
+            // Raw string r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            loop {
+                if j >= b.len() {
+                    break;
+                }
+                if b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#')) {
+                    j += 1 + hashes;
+                    break;
+                }
+                j += 1;
+            }
+            for &ch in &b[i..j.min(b.len())] {
+                out.push(blank(ch));
+            }
+            i = j;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                if b[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < b.len() {
+                    out.push(blank(b[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
+            if next == Some('\\') {
+                let mut j = i + 2;
+                while j < b.len() && b[j] != '\'' {
+                    j += 1;
+                }
+                out.extend(std::iter::repeat_n(' ', j + 1 - i));
+                i = j + 1;
+            } else if b.get(i + 2) == Some(&'\'') {
+                out.push_str("   ");
+                i += 3;
+            } else {
+                out.push(c);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Expands a `use` tree (`crate::a::{b, c::{d, e}}`) into its full paths, as segment lists.
+fn expand_use(tree: &str) -> Vec<Vec<String>> {
+    fn split_top(s: &str) -> Vec<&str> {
+        let mut parts = Vec::new();
+        let (mut depth, mut start) = (0, 0);
+        for (i, ch) in s.char_indices() {
+            match ch {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&s[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&s[start..]);
+        parts
+    }
+    fn go(prefix: &[String], s: &str, out: &mut Vec<Vec<String>>) {
+        let s = s.trim();
+        if s.is_empty() {
+            return;
+        }
+        if let Some(open) = s.find('{') {
+            let head = s[..open].trim().trim_end_matches("::");
+            let inner = &s[open + 1..s.rfind('}').unwrap_or(s.len())];
+            let mut p = prefix.to_vec();
+            p.extend(segments(head));
+            for part in split_top(inner) {
+                go(&p, part, out);
+            }
+        } else {
+            let path = s.split(" as ").next().unwrap_or(s);
+            let mut p = prefix.to_vec();
+            p.extend(segments(path));
+            out.push(p);
+        }
+    }
+    fn segments(s: &str) -> Vec<String> {
+        s.split("::")
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    }
+    let mut out = Vec::new();
+    go(&[], tree, &mut out);
+    out
+}
+
+/// Every path in the (blanked) source that starts with `crate`, `super` or `self`, each with the
+/// inline modules (`mod tests { ... }`) open where it appears.
+fn paths_in(code: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let b = code.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = Vec::new();
+    let mut inline: Vec<(String, i32)> = Vec::new();
+    let mut depth = 0i32;
+    let mut pending_mod: Option<String> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'{' {
+            depth += 1;
+            if let Some(m) = pending_mod.take() {
+                inline.push((m, depth));
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'}' {
+            if inline.last().is_some_and(|(_, d)| *d == depth) {
+                inline.pop();
+            }
+            depth -= 1;
+            i += 1;
+            continue;
+        }
+        if c == b';' {
+            pending_mod = None;
+        }
+        if !ident(c) || (i > 0 && (ident(b[i - 1]) || b[i - 1] == b':')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && ident(b[i]) {
+            i += 1;
+        }
+        let word = &code[start..i];
+        let open: Vec<String> = inline.iter().map(|(m, _)| m.clone()).collect();
+        if word == "mod" {
+            let rest = code[i..].trim_start();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                pending_mod = Some(name);
+            }
+        } else if word == "use" {
+            let end = code[i..].find(';').map_or(b.len(), |e| i + e);
+            let tree = code[i..end].trim();
+            for p in expand_use(tree) {
+                out.push((p, open.clone()));
+            }
+            i = end;
+        } else if (word == "crate" || word == "super" || word == "self")
+            && code[i..].starts_with("::")
+        {
+            let mut end = i;
+            while end < b.len() && (ident(b[end]) || b[end] == b':') {
+                end += 1;
+            }
+            let segs = code[start..end]
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            out.push((segs, open));
+            i = end;
+        }
+    }
+    out
+}
+
+/// The module a path names, resolved against the file's module `m` and the inline modules open at
+/// that point; `None` for paths into other crates. Only the module prefix matters: the longest
+/// prefix that is a module of the crate (or any prefix at all: the node is what counts).
+fn resolve(m: &[String], open: &[String], path: &[String]) -> Option<Vec<String>> {
+    let mut here: Vec<String> = m.iter().chain(open).cloned().collect();
+    let mut segs = path.iter().peekable();
+    match segs.peek().map(|s| s.as_str()) {
+        Some("crate") => {
+            here.clear();
+            segs.next();
+        }
+        Some("super") | Some("self") => {}
+        _ => return None,
+    }
+    while let Some(s) = segs.peek() {
+        match s.as_str() {
+            "super" => {
+                here.pop()?;
+            }
+            "self" => {}
+            _ => break,
+        }
+        segs.next();
+    }
+    here.extend(segs.cloned());
+    Some(here)
+}
+
+/// Whether one node is the other's parent or child (`experiments` and `experiments::sweep`).
+fn related(a: &str, b: &str) -> bool {
+    a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
+}
+
+/// Node -> the nodes it imports (with one example file per edge).
+fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut g: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let modules: BTreeSet<Vec<String>> = sources().iter().filter_map(|r| module_of(r)).collect();
+    for rel in sources() {
+        let Some(m) = module_of(&rel) else { continue };
+        let from = node_of(&m);
+        let code = blank_non_code(&std::fs::read_to_string(root().join(&rel)).unwrap());
+        let edges = g.entry(from.clone()).or_default();
+        for (path, open) in paths_in(&code) {
+            let Some(target) = resolve(&m, &open, &path) else {
+                continue;
+            };
+            if target.is_empty() {
+                continue;
+            }
+            let to = node_in(&modules, &target);
+            if to != from && !related(&from, &to) && to != "crate" {
+                edges
+                    .entry(to)
+                    .or_insert_with(|| rel.display().to_string());
+            }
+        }
+    }
+    g
+}
+
+/// Strongly connected components with more than one node (Tarjan).
+fn cycles(g: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeMap<String, String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let i = t.index.len();
+        t.index.insert(v, i);
+        t.low.insert(v, i);
+        t.stack.push(v);
+        t.on.insert(v);
+        let g = t.g;
+        for w in g.get(v).into_iter().flat_map(|e| e.keys()) {
+            let w = w.as_str();
+            if !t.index.contains_key(w) {
+                visit(t, w);
+                let lw = t.low[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut comp = Vec::new();
+            while let Some(w) = t.stack.pop() {
+                t.on.remove(w);
+                comp.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                comp.sort();
+                t.out.push(comp);
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out.sort();
+    t.out
+}
+
+/// Compares what a check found with its allow-list: prints the list, fails on anything found that
+/// is not allowed and on an allowed entry no longer found (the lists only shrink).
+fn judge(what: &str, found: &[String], allowed: &[&str]) {
+    println!(
+        "structure: {what}: allow-list ({}): {}",
+        allowed.len(),
+        if allowed.is_empty() {
+            "empty".to_string()
+        } else {
+            allowed.join(" | ")
+        }
+    );
+    let new: Vec<&String> = found
+        .iter()
+        .filter(|f| !allowed.contains(&f.as_str()))
+        .collect();
+    let stale: Vec<&&str> = allowed
+        .iter()
+        .filter(|a| !found.iter().any(|f| f == **a))
+        .collect();
+    assert!(new.is_empty(), "{what}: {new:#?}");
+    assert!(
+        stale.is_empty(),
+        "{what}: allow-list entries no longer needed, remove them from tests/structure.rs: {stale:?}"
+    );
+}
+
+#[test]
+fn no_import_cycle_between_modules() {
+    let g = graph();
+    let found: Vec<String> = cycles(&g).iter().map(|c| c.join(", ")).collect();
+    for c in cycles(&g) {
+        for a in &c {
+            for (b, file) in &g[a] {
+                if c.contains(b) {
+                    println!("structure: cycle edge {a} -> {b} (e.g. {file})");
+                }
+            }
+        }
+    }
+    judge("module cycles", &found, ALLOW_CYCLES);
+}
+
+#[test]
+fn the_planner_does_not_import_experiments() {
+    let g = graph();
+    let bad: Vec<String> = g
+        .get("plan")
+        .into_iter()
+        .flat_map(|e| e.iter())
+        .filter(|(to, _)| to.starts_with("experiments"))
+        .map(|(to, file)| format!("{file} imports {to}"))
+        .collect();
+    assert!(bad.is_empty(), "plan is pure arithmetic: {bad:?}");
+}
+
+#[test]
+fn no_source_file_over_700_lines() {
+    let found: Vec<String> = sources()
+        .into_iter()
+        .filter(|rel| {
+            std::fs::read_to_string(root().join(rel))
+                .unwrap()
+                .lines()
+                .count()
+                > MAX_LINES
+        })
+        .map(|rel| rel.display().to_string())
+        .collect();
+    judge(
+        &format!("files over {MAX_LINES} lines"),
+        &found,
+        ALLOW_LONG,
+    );
+}
+
+#[test]
+fn unsafe_only_under_src_driver() {
+    let found: Vec<String> = sources()
+        .into_iter()
+        .filter(|rel| !rel.starts_with("src/driver"))
+        .filter(|rel| {
+            let code = blank_non_code(&std::fs::read_to_string(root().join(rel)).unwrap());
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == "unsafe")
+        })
+        .map(|rel| rel.display().to_string())
+        .collect();
+    judge("unsafe outside src/driver", &found, ALLOW_UNSAFE);
+}
+
+// The checker's own parts, on small inputs: a broken parser would pass every tree.
+
+#[test]
+fn use_trees_expand_to_every_path() {
+    let got = expand_use("crate::a::{b, c::{d, e as f}, self}");
+    let want: Vec<Vec<String>> = [
+        vec!["crate", "a", "b"],
+        vec!["crate", "a", "c", "d"],
+        vec!["crate", "a", "c", "e"],
+        vec!["crate", "a", "self"],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|s| s.to_string()).collect())
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn comments_and_strings_do_not_count_and_inline_modules_do() {
+    let src = "// use crate::x;\nlet s = \"crate::y::z\"; let c = '{';\n\
+               mod tests { use super::super::Gpu; }\nfn f() { crate::v::g(); }";
+    let code = blank_non_code(src);
+    let m = vec!["experiments".to_string(), "sweep".to_string()];
+    let modules: BTreeSet<Vec<String>> = [vec![], vec!["experiments"], vec!["v"], vec!["experiments", "sweep"]]
+        .into_iter()
+        .map(|v| v.into_iter().map(String::from).collect())
+        .collect();
+    let targets: Vec<String> = paths_in(&code)
+        .iter()
+        .filter_map(|(p, open)| resolve(&m, open, p))
+        .map(|t| node_in(&modules, &t))
+        .collect();
+    assert_eq!(targets, ["experiments", "v"]);
+}
+
+#[test]
+fn a_two_node_loop_is_a_cycle_and_a_chain_is_not() {
+    let mk = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string())
+                .or_default()
+                .insert(b.to_string(), String::new());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    assert_eq!(
+        cycles(&mk(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")])),
+        vec![vec!["a".to_string(), "b".into(), "c".into()]]
+    );
+    assert!(cycles(&mk(&[("a", "b"), ("b", "c"), ("a", "c")])).is_empty());
+    assert_eq!(
+        module_of(Path::new("src/experiments/lab/report.rs")).map(|m| node_of(&m)),
+        Some("experiments::lab".into())
+    );
+    assert!(related("experiments", "experiments::lab"));
+    assert!(!related("experiments::lab", "experiments::lab2"));
+}
