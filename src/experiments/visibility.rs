@@ -17,7 +17,7 @@ use crate::host::{HostPressure, MemInfo, rss_bytes};
 use crate::memory::safety::{Budget, Forced};
 use crate::memory::{AllocOptions, REGISTRY, Strategy, allocate};
 use crate::report::new_table;
-use crate::units::fmt_bytes;
+use crate::units::{GIB, fmt_bytes};
 
 /// What each source says at one moment, bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -163,7 +163,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
 }
 
 fn gib(v: i64) -> String {
-    crate::units::fmt_gib_signed(v, 2)
+    format!("{:+.2}", v as f64 / GIB as f64)
 }
 
 /// The table: one line per strategy and stage, each source's change in GiB (2^30 bytes).

@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(mid.rows.len(), 1);
         s.finish(false).unwrap();
         let done: Document<R, String> = read_document(&path).unwrap();
-        assert!(done.complete && done.finished_at.is_some());
+        assert!(done.envelope.complete && done.envelope.finished_at.is_some());
         // No temporary file left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -508,7 +508,7 @@ mod tests {
         s.finish_run::<()>(&Err(Error::Failed("cuMemAlloc failed".into())), false)
             .unwrap();
         let d: Document<R, String> = read_document(&path).unwrap();
-        assert!(!d.complete && !d.interrupted);
+        assert!(!d.envelope.complete && !d.envelope.interrupted);
         assert_eq!(d.error.as_deref(), Some("cuMemAlloc failed"));
         // Interrupted after a row: not complete, no error.
         let mut s: ResultSink<R, String> =
@@ -516,7 +516,7 @@ mod tests {
         s.push(row()).unwrap();
         s.finish_run::<()>(&Ok(()), true).unwrap();
         let d: Document<R, String> = read_document(&path).unwrap();
-        assert!(!d.complete && d.interrupted && d.error.is_none());
+        assert!(!d.envelope.complete && d.envelope.interrupted && d.error.is_none());
         // Everything skipped, nothing measured: the request cannot be met (exit 2).
         let mut s: ResultSink<R, String> = ResultSink::new("test", "env".into(), None).unwrap();
         s.skip("managed@200 GB: refused by the safety ceiling".into())
