@@ -52,7 +52,6 @@ enum Command {
     Plan(cumemlab::plan::command::PlanArgs),
 }
 
-
 fn main() {
     let cli = Cli::parse();
     cumemlab::driver::set_verbose_errors(cli.verbose);

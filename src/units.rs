@@ -319,7 +319,6 @@ mod tests {
         assert_eq!(sig(12.345), "12.3");
     }
 
-
     #[test]
     fn units() {
         assert_eq!(parse_size("512MiB"), Ok(512 * MIB));

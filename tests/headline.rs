@@ -10,11 +10,11 @@
 
 mod common;
 
+use cumemlab::experiments::headline::{self, Headline, Inputs};
 use cumemlab::experiments::info::StrategySupport;
 use cumemlab::experiments::lab::{self, LabResults};
 use cumemlab::experiments::probe::ProbeRow;
 use cumemlab::experiments::sweep::SweepRow;
-use cumemlab::experiments::headline::{self, Headline, Inputs};
 use cumemlab::report::markdown::parse_markdown_tables;
 use serde_json::{Value, json};
 

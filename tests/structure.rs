@@ -24,12 +24,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Source files allowed over 700 lines until the branch splitting them is merged.
-const ALLOW_LONG: &[&str] = &[];
+const ALLOW_LONG: &[&str] = &[
+    "src/experiments/cache.rs",
+    "src/experiments/compare.rs",
+    "src/experiments/lab/report.rs",
+    "src/experiments/lab.rs",
+    "src/experiments/layout/mod.rs",
+    "src/experiments/probe.rs",
+    "src/experiments/sweep.rs",
+];
 /// Source files outside `src/driver/` allowed to contain `unsafe` until helper C's move is merged.
-const ALLOW_UNSAFE: &[&str] = &[];
+const ALLOW_UNSAFE: &[&str] = &[
+    "src/memory/cpu.rs",
+    "src/memory/device.rs",
+    "src/memory/filemap.rs",
+    "src/memory/managed.rs",
+    "src/memory/pinned.rs",
+    "src/memory/pool.rs",
+    "src/memory/registered.rs",
+    "src/memory/vmm.rs",
+];
 /// Module cycles allowed until the branches that break them are merged: each entry is the sorted
 /// list of the nodes of one strongly connected component, joined by ", ".
-const ALLOW_CYCLES: &[&str] = &[];
+/// (The loop among the experiments goes through the headline, which reads sweep and probe rows and
+/// is called by `sweep` and `lab`, and through `lab`, which runs the others and is read by them.)
+const ALLOW_CYCLES: &[&str] = &[
+    "experiments::cache, experiments::headline, experiments::lab, experiments::layout, experiments::probe, experiments::sweep",
+];
 
 const MAX_LINES: usize = 700;
 
@@ -381,9 +402,7 @@ fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
             }
             let to = node_in(&modules, &target);
             if to != from && !related(&from, &to) && to != "crate" {
-                edges
-                    .entry(to)
-                    .or_insert_with(|| rel.display().to_string());
+                edges.entry(to).or_insert_with(|| rel.display().to_string());
             }
         }
     }
@@ -521,11 +540,7 @@ fn no_source_file_over_700_lines() {
         })
         .map(|rel| rel.display().to_string())
         .collect();
-    judge(
-        &format!("files over {MAX_LINES} lines"),
-        &found,
-        ALLOW_LONG,
-    );
+    judge(&format!("files over {MAX_LINES} lines"), &found, ALLOW_LONG);
 }
 
 #[test]
@@ -566,10 +581,15 @@ fn comments_and_strings_do_not_count_and_inline_modules_do() {
                mod tests { use super::super::Gpu; }\nfn f() { crate::v::g(); }";
     let code = blank_non_code(src);
     let m = vec!["experiments".to_string(), "sweep".to_string()];
-    let modules: BTreeSet<Vec<String>> = [vec![], vec!["experiments"], vec!["v"], vec!["experiments", "sweep"]]
-        .into_iter()
-        .map(|v| v.into_iter().map(String::from).collect())
-        .collect();
+    let modules: BTreeSet<Vec<String>> = [
+        vec![],
+        vec!["experiments"],
+        vec!["v"],
+        vec!["experiments", "sweep"],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(String::from).collect())
+    .collect();
     let targets: Vec<String> = paths_in(&code)
         .iter()
         .filter_map(|(p, open)| resolve(&m, open, p))

@@ -18,11 +18,11 @@ pub mod sweep;
 pub mod visibility;
 pub mod watch;
 
+/// `--device` moved to the command-line layer; the old path stays valid.
+pub use crate::cli::DeviceSel;
 /// The environment moved below the experiments (`crate::env`, the planner reads it too); the
 /// old path stays valid.
 pub use crate::env;
-/// `--device` moved to the command-line layer; the old path stays valid.
-pub use crate::cli::DeviceSel;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -108,7 +108,16 @@ mod tests {
         let env = Envelope::start("info").finish(false);
         let bytes = to_json(env.clone(), &Body { figure: 1.5 }).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        // The keys in the order written (serde_json's Value would sort them).
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let mut keys: Vec<(usize, &str)> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), k.as_str()))
+            .collect();
+        keys.sort();
+        let keys: Vec<&str> = keys.into_iter().map(|(_, k)| k).collect();
         assert_eq!(
             keys,
             [
@@ -146,7 +155,10 @@ mod tests {
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&wrapped).unwrap();
-        assert_eq!((v["complete"].clone(), v["interrupted"].clone()), (false.into(), true.into()));
+        assert_eq!(
+            (v["complete"].clone(), v["interrupted"].clone()),
+            (false.into(), true.into())
+        );
         let got = read_list::<Body>(std::str::from_utf8(&wrapped).unwrap()).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(read_list::<Body>("{\"x\": 1}").unwrap_err().exit_code(), 2);

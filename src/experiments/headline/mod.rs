@@ -75,8 +75,8 @@ use crate::units::fmt_bytes;
 pub use crate::units::{pct_vs, sig};
 
 mod render;
-pub use render::{cells, compare_table, header, lift, render_all};
 use render::use_when;
+pub use render::{cells, compare_table, header, lift, render_all};
 
 /// Bandwidth at or above this share of the ceiling counts as full device bandwidth (rule 4).
 pub const FULL_BANDWIDTH_PCT: f64 = 90.0;

@@ -516,4 +516,3 @@ pub fn compare_table(
     }
     (header, body, uses)
 }
-

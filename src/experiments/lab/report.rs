@@ -11,8 +11,8 @@
 
 use super::{LabResults, StepStatus};
 use crate::error::Result;
-use crate::experiments::sweep::{SweepRow, bandwidth_cell, phase, spread_ms};
 use crate::experiments::headline;
+use crate::experiments::sweep::{SweepRow, bandwidth_cell, phase, spread_ms};
 use crate::report::markdown::Page;
 use crate::report::plots::{
     BarChart, BarSeries, BarSpread, LineChart, LineSpread, RefLine, Scale, Series, bar_chart,

@@ -241,4 +241,3 @@ where
     chart.draw_series(labels).map_err(&e)?;
     Ok(())
 }
-

@@ -94,7 +94,6 @@ pub fn line_chart_spread(c: &LineChart, spread: &[LineSpread]) -> Result<String>
     Ok(svg)
 }
 
-
 pub(super) fn draw_lines<X, Y>(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     x: X,
@@ -169,4 +168,3 @@ where
     }
     Ok(())
 }
-

@@ -154,7 +154,11 @@ pub(super) fn plottable(v: f64, scale: Scale) -> bool {
 }
 
 /// The range an axis shows: for log scales, out to the enclosing powers of the base.
-pub(super) fn axis_range(values: impl Iterator<Item = f64>, scale: Scale, include_zero: bool) -> (f64, f64) {
+pub(super) fn axis_range(
+    values: impl Iterator<Item = f64>,
+    scale: Scale,
+    include_zero: bool,
+) -> (f64, f64) {
     let vals: Vec<f64> = values.filter(|v| plottable(*v, scale)).collect();
     let (mut lo, mut hi) = vals
         .iter()
