@@ -74,22 +74,7 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     }
     let lower = unit.to_ascii_lowercase();
     if matches!(lower.as_str(), "k" | "m" | "g" | "t") {
-        let u = lower.to_ascii_uppercase();
-        return Err(SizeError(format!(
-            "size `{input}` is ambiguous: write {num}{u}B ({num} x 10^{}) or {num}{u}iB ({num} x 2^{})",
-            match u.as_str() {
-                "K" => 3,
-                "M" => 6,
-                "G" => 9,
-                _ => 12,
-            },
-            match u.as_str() {
-                "K" => 10,
-                "M" => 20,
-                "G" => 30,
-                _ => 40,
-            }
-        )));
+        return Err(ambiguous(input, &num, &lower));
     }
     let Some(&(_, mult)) = UNITS.iter().find(|(u, _)| *u == lower) else {
         return Err(SizeError(format!(
@@ -97,45 +82,7 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         )));
     };
     let bytes = if let Some((int, frac)) = num.split_once('.') {
-        if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
-            return Err(SizeError(format!(
-                "size `{input}` is not a number: write it like 1.5GiB"
-            )));
-        }
-        // Exact decimal arithmetic: int * mult + frac * mult / 10^len(frac).
-        let int_v: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| too_big(input))?
-        };
-        let frac = frac.trim_end_matches('0');
-        let (frac_v, scale) = if frac.is_empty() {
-            (0u128, 1u128)
-        } else {
-            if frac.len() > 30 {
-                return Err(SizeError(format!("size `{input}` has too many decimals")));
-            }
-            (
-                frac.parse::<u128>().map_err(|_| too_big(input))?,
-                10u128.pow(frac.len() as u32),
-            )
-        };
-        let whole = int_v
-            .checked_mul(mult as u128)
-            .ok_or_else(|| too_big(input))?;
-        // frac_v * mult / scale without forming the product (up to 10^30 x 2^40 would wrap):
-        // with g = gcd(mult, scale), the bytes are whole only when scale/g divides frac_v, and then
-        // they are (frac_v / (scale/g)) * (mult/g), which is below mult.
-        let g = gcd(mult as u128, scale);
-        let (den, num_mult) = (scale / g, mult as u128 / g);
-        if !frac_v.is_multiple_of(den) {
-            return Err(SizeError(format!(
-                "size `{input}` is not a whole number of bytes"
-            )));
-        }
-        whole
-            .checked_add((frac_v / den) * num_mult)
-            .ok_or_else(|| too_big(input))?
+        decimal_bytes(input, int, frac, mult)?
     } else {
         let v: u128 = num.parse().map_err(|_| too_big(input))?;
         v.checked_mul(mult as u128).ok_or_else(|| too_big(input))?
@@ -146,6 +93,63 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         )));
     }
     u64::try_from(bytes).map_err(|_| too_big(input))
+}
+
+/// `int.frac` times `mult` in exact decimal arithmetic: `int * mult + frac * mult / 10^len(frac)`,
+/// refused when it is not a whole number of bytes or does not fit.
+fn decimal_bytes(input: &str, int: &str, frac: &str, mult: u64) -> Result<u128, SizeError> {
+    if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
+        return Err(SizeError(format!(
+            "size `{input}` is not a number: write it like 1.5GiB"
+        )));
+    }
+    let int_v: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| too_big(input))?
+    };
+    let frac = frac.trim_end_matches('0');
+    let (frac_v, scale) = if frac.is_empty() {
+        (0u128, 1u128)
+    } else {
+        if frac.len() > 30 {
+            return Err(SizeError(format!("size `{input}` has too many decimals")));
+        }
+        (
+            frac.parse::<u128>().map_err(|_| too_big(input))?,
+            10u128.pow(frac.len() as u32),
+        )
+    };
+    let whole = int_v
+        .checked_mul(mult as u128)
+        .ok_or_else(|| too_big(input))?;
+    // frac_v * mult / scale without forming the product (up to 10^30 x 2^40 would wrap):
+    // with g = gcd(mult, scale), the bytes are whole only when scale/g divides frac_v, and then
+    // they are (frac_v / (scale/g)) * (mult/g), which is below mult.
+    let g = gcd(mult as u128, scale);
+    let (den, num_mult) = (scale / g, mult as u128 / g);
+    if !frac_v.is_multiple_of(den) {
+        return Err(SizeError(format!(
+            "size `{input}` is not a whole number of bytes"
+        )));
+    }
+    whole
+        .checked_add((frac_v / den) * num_mult)
+        .ok_or_else(|| too_big(input))
+}
+
+/// `4G` and the like: the sentence naming both readings.
+fn ambiguous(input: &str, num: &str, lower: &str) -> SizeError {
+    let u = lower.to_ascii_uppercase();
+    let (dec, bin) = match u.as_str() {
+        "K" => (3, 10),
+        "M" => (6, 20),
+        "G" => (9, 30),
+        _ => (12, 40),
+    };
+    SizeError(format!(
+        "size `{input}` is ambiguous: write {num}{u}B ({num} x 10^{dec}) or {num}{u}iB ({num} x 2^{bin})"
+    ))
 }
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {

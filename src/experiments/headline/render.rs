@@ -28,32 +28,7 @@ fn tied(v: &[&str]) -> String {
 /// The sentence of rules 1 to 5 of the module doc for row `r` among `all`.
 pub(super) fn use_when(r: &Row, all: &[Row], ceil: Option<&Ceiling>) -> String {
     let mut c: Vec<String> = Vec::new();
-    if let Some(a) = r.alloc {
-        let alloc_range = |x: &Row| {
-            x.alloc.map(|a| {
-                let se = a.ms_per_gib_se.unwrap_or(0.0);
-                ((a.ms_per_gib - se).max(0.0), (a.ms_per_gib + se).max(0.0))
-            })
-        };
-        // A negative slope (noise over a size-independent cost) ranks as zero.
-        let min = all
-            .iter()
-            .filter_map(|x| x.alloc.map(|a| a.ms_per_gib.max(0.0)))
-            .fold(f64::INFINITY, f64::min);
-        // "Cheapest" needs a standard error (3 sizes or more) to say what is indistinguishable.
-        if all.len() > 1 && a.ms_per_gib_se.is_some() && a.ms_per_gib.max(0.0) <= min {
-            c.push(format!(
-                "allocations must be cheapest ({} ms/GiB, the lowest here{})",
-                sig(a.ms_per_gib),
-                tied(&ties(r, all, alloc_range))
-            ));
-        } else if a.ms_per_gib >= SLOW_ALLOC_MS_PER_GIB {
-            c.push(format!(
-                "it is allocated once and reused ({} ms/GiB to allocate)",
-                sig(a.ms_per_gib)
-            ));
-        }
-    }
+    c.extend(alloc_clause(r, all));
     match r.gpu_touch {
         Some(GpuTouch::ByPrefetch(m)) => c.push(format!(
             "you prefetch before the GPU uses it ({} ms/GiB to prefetch)",
@@ -86,76 +61,120 @@ pub(super) fn use_when(r: &Row, all: &[Row], ceil: Option<&Ceiling>) -> String {
             }
         ));
     }
-    if let Some(ce) = ceil.filter(|c| c.gbps > 0.0) {
-        let pct = |m: Option<Measure>| m.map(|m| 100.0 * m.value / ce.gbps);
-        let parts: Vec<String> = [("fill", pct(r.fill)), ("read", pct(r.read))]
-            .iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k} {}%", pct_vs(v, FULL_BANDWIDTH_PCT))))
-            .collect();
-        let best = pct(r.fill)
-            .into_iter()
-            .chain(pct(r.read))
-            .fold(f64::NAN, f64::max);
-        if !parts.is_empty() {
-            c.push(if best >= FULL_BANDWIDTH_PCT {
-                format!(
-                    "the GPU needs full bandwidth ({} of {}; {FULL_BANDWIDTH_PCT:.0}% or more counts as full)",
-                    parts.join(", "),
-                    ce.what
-                )
-            } else {
-                format!(
-                    "GPU traffic to it is light ({} of {}, both below {FULL_BANDWIDTH_PCT:.0}%)",
-                    parts.join(", "),
-                    ce.what
-                )
-            });
-        }
-    }
-    if let Largest::Probed {
-        bytes, lower_bound, ..
-    } = &r.largest
-    {
-        let probed = |x: &Row| match &x.largest {
-            Largest::Probed {
-                bytes, step_bytes, ..
-            } => Some((*bytes, *step_bytes)),
-            Largest::NotProbed(_) => None,
-        };
-        let max = all
-            .iter()
-            .filter_map(|x| probed(x).map(|p| p.0))
-            .max()
-            .unwrap_or(0);
-        if *bytes >= max && all.iter().filter(|x| probed(x).is_some()).count() > 1 {
-            // Within one probe step of each other: not told apart.
-            let near: Vec<&str> = all
-                .iter()
-                .filter(|o| o.strategy != r.strategy)
-                .filter(|o| probed(o).is_some_and(|(b, step)| b + step.max(1) > *bytes))
-                .map(|o| o.strategy.as_str())
-                .collect();
-            c.push(format!(
-                "one allocation must be as large as possible ({}{} GiB, the largest here{}{})",
-                if *lower_bound { ">= " } else { "" },
-                gib2(*bytes),
-                if near.is_empty() {
-                    String::new()
-                } else {
-                    format!(", with {} within one probe step", near.join(", "))
-                },
-                if *lower_bound {
-                    "; the probe stopped before a failure"
-                } else {
-                    ""
-                }
-            ));
-        }
-    }
+    c.extend(bandwidth_clause(r, ceil));
+    c.extend(largest_clause(r, all));
     if c.is_empty() {
         return "no measured advantage on this device".into();
     }
     c.join("; ") + "."
+}
+
+/// Clause 1: the lowest allocation cost per GiB, or "allocated once" when it is slow.
+fn alloc_clause(r: &Row, all: &[Row]) -> Option<String> {
+    let a = r.alloc?;
+    let alloc_range = |x: &Row| {
+        x.alloc.map(|a| {
+            let se = a.ms_per_gib_se.unwrap_or(0.0);
+            ((a.ms_per_gib - se).max(0.0), (a.ms_per_gib + se).max(0.0))
+        })
+    };
+    // A negative slope (noise over a size-independent cost) ranks as zero.
+    let min = all
+        .iter()
+        .filter_map(|x| x.alloc.map(|a| a.ms_per_gib.max(0.0)))
+        .fold(f64::INFINITY, f64::min);
+    // "Cheapest" needs a standard error (3 sizes or more) to say what is indistinguishable.
+    if all.len() > 1 && a.ms_per_gib_se.is_some() && a.ms_per_gib.max(0.0) <= min {
+        Some(format!(
+            "allocations must be cheapest ({} ms/GiB, the lowest here{})",
+            sig(a.ms_per_gib),
+            tied(&ties(r, all, alloc_range))
+        ))
+    } else if a.ms_per_gib >= SLOW_ALLOC_MS_PER_GIB {
+        Some(format!(
+            "it is allocated once and reused ({} ms/GiB to allocate)",
+            sig(a.ms_per_gib)
+        ))
+    } else {
+        None
+    }
+}
+
+/// Clause 4: fill and read against the ceiling, full bandwidth or light traffic.
+fn bandwidth_clause(r: &Row, ceil: Option<&Ceiling>) -> Option<String> {
+    let ce = ceil.filter(|c| c.gbps > 0.0)?;
+    let pct = |m: Option<Measure>| m.map(|m| 100.0 * m.value / ce.gbps);
+    let parts: Vec<String> = [("fill", pct(r.fill)), ("read", pct(r.read))]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k} {}%", pct_vs(v, FULL_BANDWIDTH_PCT))))
+        .collect();
+    let best = pct(r.fill)
+        .into_iter()
+        .chain(pct(r.read))
+        .fold(f64::NAN, f64::max);
+    if parts.is_empty() {
+        return None;
+    }
+    Some(if best >= FULL_BANDWIDTH_PCT {
+        format!(
+            "the GPU needs full bandwidth ({} of {}; {FULL_BANDWIDTH_PCT:.0}% or more counts as full)",
+            parts.join(", "),
+            ce.what
+        )
+    } else {
+        format!(
+            "GPU traffic to it is light ({} of {}, both below {FULL_BANDWIDTH_PCT:.0}%)",
+            parts.join(", "),
+            ce.what
+        )
+    })
+}
+
+/// Clause 5: the largest single allocation of the probed rows.
+fn largest_clause(r: &Row, all: &[Row]) -> Option<String> {
+    let Largest::Probed {
+        bytes, lower_bound, ..
+    } = &r.largest
+    else {
+        return None;
+    };
+    let probed = |x: &Row| match &x.largest {
+        Largest::Probed {
+            bytes, step_bytes, ..
+        } => Some((*bytes, *step_bytes)),
+        Largest::NotProbed(_) => None,
+    };
+    let max = all
+        .iter()
+        .filter_map(|x| probed(x).map(|p| p.0))
+        .max()
+        .unwrap_or(0);
+    if *bytes >= max && all.iter().filter(|x| probed(x).is_some()).count() > 1 {
+        // Within one probe step of each other: not told apart.
+        let near: Vec<&str> = all
+            .iter()
+            .filter(|o| o.strategy != r.strategy)
+            .filter(|o| probed(o).is_some_and(|(b, step)| b + step.max(1) > *bytes))
+            .map(|o| o.strategy.as_str())
+            .collect();
+        Some(format!(
+            "one allocation must be as large as possible ({}{} GiB, the largest here{}{})",
+            if *lower_bound { ">= " } else { "" },
+            gib2(*bytes),
+            if near.is_empty() {
+                String::new()
+            } else {
+                format!(", with {} within one probe step", near.join(", "))
+            },
+            if *lower_bound {
+                "; the probe stopped before a failure"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        None
+    }
 }
 
 /// The column headers (the "use it when" column last).

@@ -130,14 +130,7 @@ where
         .y_label_area_size(y_area)
         .build_cartesian_2d(x, -0.5f64..(n as f64 - 0.5))
         .map_err(&e)?;
-    let cats = c.categories.clone();
-    let cat_label = move |v: &f64| -> String {
-        let r = v.round();
-        if (v - r).abs() > 1e-6 || r < 0.0 || r as usize >= n {
-            return String::new();
-        }
-        cats.get(n - 1 - r as usize).cloned().unwrap_or_default()
-    };
+    let cat_label = category_label(c.categories.clone());
     chart
         .configure_mesh()
         .x_desc(c.value_label.as_str())
@@ -193,51 +186,64 @@ where
                 && drawable(*hi)
             {
                 let mid = (top + bottom) / 2.0;
-                let whisker = ShapeStyle::from(&BLACK).stroke_width(2);
                 chart
-                    .draw_series([
-                        PathElement::new(vec![(*lo, mid), (*hi, mid)], whisker),
-                        PathElement::new(
-                            vec![(*lo, mid - band * 0.3), (*lo, mid + band * 0.3)],
-                            whisker,
-                        ),
-                        PathElement::new(
-                            vec![(*hi, mid - band * 0.3), (*hi, mid + band * 0.3)],
-                            whisker,
-                        ),
-                    ])
+                    .draw_series(whisker(*lo, *hi, mid, band))
                     .map_err(&e)?;
             }
             if c.annotate {
-                let label = fmt_value(v);
-                // Long bars carry their value inside the end (reference lines often sit just
-                // past it); short ones just after it.
-                let frac = |v: f64| match c.scale {
-                    Scale::Linear => (v - xr.0) / (xr.1 - xr.0),
-                    _ => (v / xr.0).ln() / (xr.1 / xr.0).ln(),
-                };
-                // A reference line just past the bar's end would run through the value.
-                let line_after = c
-                    .reference_lines
-                    .iter()
-                    .any(|r| r.value >= v && frac(r.value) - frac(v) < 0.07);
-                let inside = (frac(v) > 0.8 || line_after) && frac(v) > 0.08;
                 let mid = (top + bottom) / 2.0;
                 let size = if band * 0.92 * 100.0 < 14.0 { 13 } else { 14 };
-                let elem = if inside {
-                    let style = TextStyle::from((FONT, size).into_font())
-                        .color(&WHITE)
-                        .pos(Pos::new(HPos::Right, VPos::Center));
-                    EmptyElement::at((v, mid)) + Text::new(label, (-5, 0), style)
+                let (colour, hpos, dx) = if label_inside(c, v, xr) {
+                    (&WHITE, HPos::Right, -5)
                 } else {
-                    let style = TextStyle::from((FONT, size).into_font())
-                        .pos(Pos::new(HPos::Left, VPos::Center));
-                    EmptyElement::at((v, mid)) + Text::new(label, (5, 0), style)
+                    (&BLACK, HPos::Left, 5)
                 };
-                labels.push(elem);
+                let style = TextStyle::from((FONT, size).into_font())
+                    .color(colour)
+                    .pos(Pos::new(hpos, VPos::Center));
+                labels.push(EmptyElement::at((v, mid)) + Text::new(fmt_value(v), (dx, 0), style));
             }
         }
     }
     chart.draw_series(labels).map_err(&e)?;
     Ok(())
+}
+
+/// The label of the category axis: category i sits at y = n - 1 - i (the first at the top); no
+/// label between categories.
+fn category_label(cats: Vec<String>) -> impl Fn(&f64) -> String {
+    let n = cats.len().max(1);
+    move |v: &f64| {
+        let r = v.round();
+        if (v - r).abs() > 1e-6 || r < 0.0 || r as usize >= n {
+            return String::new();
+        }
+        cats.get(n - 1 - r as usize).cloned().unwrap_or_default()
+    }
+}
+
+/// A min-max whisker across a bar's end at height `mid`: the line and its two end ticks.
+fn whisker(lo: f64, hi: f64, mid: f64, band: f64) -> [PathElement<(f64, f64)>; 3] {
+    let style = ShapeStyle::from(&BLACK).stroke_width(2);
+    let tick = |x: f64| PathElement::new(vec![(x, mid - band * 0.3), (x, mid + band * 0.3)], style);
+    [
+        PathElement::new(vec![(lo, mid), (hi, mid)], style),
+        tick(lo),
+        tick(hi),
+    ]
+}
+
+/// Whether bar value `v`'s label goes inside the bar's end: long bars carry it inside (reference
+/// lines often sit just past the end, and one just past it would run through the value), short
+/// ones just after it.
+fn label_inside(c: &BarChart, v: f64, xr: (f64, f64)) -> bool {
+    let frac = |v: f64| match c.scale {
+        Scale::Linear => (v - xr.0) / (xr.1 - xr.0),
+        _ => (v / xr.0).ln() / (xr.1 / xr.0).ln(),
+    };
+    let line_after = c
+        .reference_lines
+        .iter()
+        .any(|r| r.value >= v && frac(r.value) - frac(v) < 0.07);
+    (frac(v) > 0.8 || line_after) && frac(v) > 0.08
 }
