@@ -3,6 +3,7 @@
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -130,21 +131,7 @@ where
         .y_label_area_size(y_area)
         .build_cartesian_2d(x, -0.5f64..(n as f64 - 0.5))
         .map_err(&e)?;
-    let cat_label = category_label(c.categories.clone());
-    chart
-        .configure_mesh()
-        .x_desc(c.value_label.as_str())
-        .x_labels(label_count(xr, c.scale))
-        .y_labels(n)
-        .x_label_formatter(&|v| fmt_value(*v))
-        .y_label_formatter(&cat_label)
-        .disable_y_mesh()
-        .label_style((FONT, 15))
-        .axis_desc_style((FONT, 17))
-        .light_line_style(RGBColor(238, 238, 238))
-        .bold_line_style(RGBColor(205, 205, 205))
-        .draw()
-        .map_err(&e)?;
+    bar_mesh(&mut chart, c, xr, n)?;
     // Reference lines first: bars and their values are drawn over them.
     for (i, r) in c.reference_lines.iter().enumerate() {
         if !(r.value.is_finite() && (c.scale == Scale::Linear || r.value > 0.0)) {
@@ -207,6 +194,33 @@ where
     }
     chart.draw_series(labels).map_err(&e)?;
     Ok(())
+}
+
+/// The axes of a bar chart: values along x with their unit, category names along y.
+fn bar_mesh<X>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, RangedCoordf64>>,
+    c: &BarChart,
+    xr: (f64, f64),
+    n: usize,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let cat_label = category_label(c.categories.clone());
+    chart
+        .configure_mesh()
+        .x_desc(c.value_label.as_str())
+        .x_labels(label_count(xr, c.scale))
+        .y_labels(n)
+        .x_label_formatter(&|v| fmt_value(*v))
+        .y_label_formatter(&cat_label)
+        .disable_y_mesh()
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .light_line_style(RGBColor(238, 238, 238))
+        .bold_line_style(RGBColor(205, 205, 205))
+        .draw()
+        .map_err(draw_err(&c.title))
 }
 
 /// The label of the category axis: category i sits at y = n - 1 - i (the first at the top); no
