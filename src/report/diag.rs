@@ -11,17 +11,28 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-/// The bar drawn now, if any ([`crate::report::Progress`] registers a visible bar while it lives).
-static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+/// The visible bars, newest last ([`crate::report::Progress`] registers each one it draws). Weak
+/// references: a bar ends when its owner drops it, as if it had never been registered.
+static BARS: Mutex<Vec<indicatif::WeakProgressBar>> = Mutex::new(Vec::new());
 
 /// Lines routed to a test's capture instead of stderr (see [`capture`]).
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
-/// Registers the visible progress bar (`None` when it is finished or hidden).
-pub fn set_bar(bar: Option<indicatif::ProgressBar>) {
-    if let Ok(mut b) = BAR.lock() {
-        *b = bar;
+/// Registers a visible progress bar: lines go above the newest one still drawn.
+pub fn register_bar(bar: &indicatif::ProgressBar) {
+    if let Ok(mut bars) = BARS.lock() {
+        bars.retain(|b| b.upgrade().is_some_and(|b| !b.is_finished()));
+        bars.push(bar.downgrade());
     }
+}
+
+/// The newest registered bar that is still drawn.
+fn drawn_bar() -> Option<indicatif::ProgressBar> {
+    let bars = BARS.lock().ok()?;
+    bars.iter()
+        .rev()
+        .filter_map(|b| b.upgrade())
+        .find(|b| !b.is_finished() && !b.is_hidden())
 }
 
 fn emit(line: &str) {
@@ -31,10 +42,9 @@ fn emit(line: &str) {
         v.push(line.to_string());
         return;
     }
-    let bar = BAR.lock().ok().and_then(|b| b.clone());
-    match bar {
-        Some(b) if !b.is_finished() && !b.is_hidden() => b.println(line),
-        _ => {
+    match drawn_bar() {
+        Some(b) => b.println(line),
+        None => {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
@@ -79,6 +89,14 @@ mod tests {
             p.warn("WARNING: --force: lifted");
             note("a note");
         });
-        assert_eq!(got, ["WARNING: --force: lifted", "a note"]);
+        // (Lines of other tests running meanwhile may be captured too: look for ours.)
+        let at = |l: &str| got.iter().position(|g| g == l);
+        let (w, n) = (at("WARNING: --force: lifted"), at("a note"));
+        assert!(w.is_some() && n.is_some() && w < n, "{got:?}");
+        assert_eq!(
+            at("progress only"),
+            None,
+            "a hidden bar's progress line printed"
+        );
     }
 }

@@ -30,33 +30,31 @@ pub fn bullet_section(title: &str, items: &[String]) -> String {
 }
 
 /// A progress bar over a known number of steps.
+///
+/// A hidden one (quiet, or stderr not a terminal) prints nothing, not even through `println`: its
+/// warnings go through [`crate::report::diag`], which finds the drawn bar, if any.
 pub struct Progress {
     bar: indicatif::ProgressBar,
-    /// The bar is drawn (not quiet, stderr a terminal); a hidden indicatif bar prints nothing,
-    /// so warnings then go to stderr directly.
-    visible: bool,
 }
 
 impl Progress {
     /// A bar of `total` steps; hidden when `quiet` or when stderr is not a terminal.
     pub fn new(total: u64, quiet: bool) -> Progress {
         let visible = !quiet && std::io::stderr().is_terminal();
-        let bar = if !visible {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let b = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            ) {
-                b.set_style(style);
-            }
-            b.enable_steady_tick(std::time::Duration::from_millis(200));
-            b
-        };
-        if visible {
-            crate::report::diag::set_bar(Some(bar.clone()));
+        if !visible {
+            return Progress {
+                bar: indicatif::ProgressBar::hidden(),
+            };
         }
-        Progress { bar, visible }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        crate::report::diag::register_bar(&bar);
+        Progress { bar }
     }
 
     pub fn message(&self, msg: impl Into<String>) {
@@ -81,8 +79,5 @@ impl Progress {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
-        if self.visible {
-            crate::report::diag::set_bar(None);
-        }
     }
 }
