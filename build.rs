@@ -89,6 +89,8 @@ const DRIVER_FUNCTIONS: &[(&str, &str)] = &[
     ("cuMemcpyDtoD_v2", "copy baseline"),
     ("cuMemcpyHtoD_v2", "small uploads in tests"),
     ("cuMemcpyDtoH_v2", "kernel results back to the host"),
+    ("cuMemcpyHtoDAsync_v2", "load: staged uploads, copy matrix"),
+    ("cuMemcpyDtoHAsync_v2", "load: copy matrix"),
     // Strategy `device`.
     ("cuMemAlloc_v2", "strategy device"),
     ("cuMemFree_v2", "strategy device"),

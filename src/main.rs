@@ -44,6 +44,8 @@ enum Command {
     Layout(experiments::layout::LayoutArgs),
     /// How much can really be allocated, per strategy: the largest single allocation and the cumulative maximum, and why each stopped.
     Probe(experiments::probe::ProbeArgs),
+    /// A model file into GPU memory by every path (mmap, read, pinned staging, registered, O_DIRECT, managed), cold and warm; --copies: the host<->device copy matrix.
+    Load(experiments::load::LoadArgs),
     /// The page cache against GPU memory: status, --drop, --fill, --evict, and the `cache effect` experiment.
     Cache(experiments::cache::CacheArgs),
     /// A live view of device free/total, MemAvailable, MemFree, Cached and SwapFree, like top.
@@ -64,6 +66,7 @@ fn main() {
         Command::Sweep(a) => experiments::sweep::main(a),
         Command::Layout(a) => experiments::layout::main(a),
         Command::Probe(a) => experiments::probe::main(a),
+        Command::Load(a) => experiments::load::main(a),
         Command::Cache(a) => experiments::cache::main(a),
         Command::Watch(a) => experiments::watch::main(a),
         Command::Plan(a) => cumemlab::plan::command::main(a, cli.verbose),

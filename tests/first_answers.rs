@@ -180,6 +180,7 @@ fn every_measuring_command_takes_json_csv_and_out() {
         &["sweep"],
         &["probe"],
         &["layout"],
+        &["load"],
         &["cache"],
         &["cache", "effect"],
     ] {

@@ -133,7 +133,7 @@ impl Kernels {
         self.function_with_block(name, BLOCK)
     }
 
-    fn raw_function(&self, name: &str) -> Result<sys::CUfunction> {
+    pub(crate) fn raw_function(&self, name: &str) -> Result<sys::CUfunction> {
         let cname =
             CString::new(name).map_err(|_| Error::Invalid(format!("bad kernel name {name}")))?;
         let mut raw: sys::CUfunction = std::ptr::null_mut();

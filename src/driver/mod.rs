@@ -12,9 +12,11 @@
 pub mod sys;
 
 mod context;
+pub mod copy;
 mod device;
 mod error;
 mod kernels;
+pub mod load_kernels;
 
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ pub mod headline;
 pub mod info;
 pub mod lab;
 pub mod layout;
+pub mod load;
 pub mod probe;
 pub mod selftest;
 pub mod sweep;

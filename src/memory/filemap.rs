@@ -50,6 +50,11 @@ impl FileMap {
         self.bytes
     }
 
+    /// The mapped bytes (reading them faults the file's pages in through the page cache).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.map
+    }
+
     /// The mapping's address, which kernels can use on devices with PAGEABLE_MEMORY_ACCESS.
     pub fn device_ptr(&self) -> DevicePtr {
         self.map.as_ptr() as DevicePtr
