@@ -2,9 +2,10 @@
 //! rows: options are parsed and checked first (bad input fails before the GPU is touched), then
 //! the experiment runs phase by phase, streaming rows into a [`crate::report::ResultSink`].
 //!
-//! This module holds what they share: opening a GPU ([`Gpu`]), choosing devices (`--device`),
-//! the environment recorded in every result file, and the interruption flag (Ctrl-C/SIGTERM end
-//! the current phase, free everything, write what was measured, exit 130).
+//! This module holds what they share: opening a GPU ([`Gpu`]) and the interruption flag
+//! (Ctrl-C/SIGTERM end the current phase, free everything, write what was measured, exit 130).
+//! Choosing devices (`--device`) is `crate::cli::DeviceSel` and the environment recorded in every
+//! result file is `crate::env`, both below the experiments (re-exported here under their old paths).
 
 pub mod cache;
 pub mod compare;
