@@ -82,8 +82,11 @@ const ALLOW_LONG_FN: &[&str] = &[
 const MAX_LINES: usize = 700;
 const MAX_FN_LINES: usize = 100;
 
+/// The repository root: `CARGO_MANIFEST_DIR` at run time (cargo sets it; the GPU bundle's runner
+/// sets it too, on a host where the build's path does not exist), else from the build.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// Every `.rs` file under `src/`, relative to the repository root, sorted.
