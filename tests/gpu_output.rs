@@ -1,8 +1,8 @@
 //! On a GPU host: what issue 13 changed in the command-line layer, seen from outside the binary.
 //! `selftest --json` opens with the result envelope and holds one report per device under
-//! `reports`; a warning of `--force` reaches standard error when it is not a terminal and
-//! `--quiet` hides the progress bar (the one diagnostics channel, `report::diag`).
-
+//! `reports`; `info --who-sees --json` opens with it too; a warning of `--force` reaches standard
+//! error when it is not a terminal and `--quiet` hides the progress bar (the one diagnostics
+//! channel, `report::diag`).
 mod common;
 
 use cumemlab::experiments::selftest::SelftestReport;
@@ -73,5 +73,24 @@ fn a_force_warning_reaches_a_piped_stderr_under_quiet() {
     assert!(
         v["rows"].as_array().is_some_and(|r| !r.is_empty()),
         "the forced allocation ran: {v}"
+    );
+}
+
+#[test]
+fn who_sees_json_carries_the_envelope() {
+    let Some(gpu) = common::gpu_or_skip("who_sees_json_carries_the_envelope") else {
+        return;
+    };
+    let _lock = gpu.into_lock();
+    let o = common::run(&["info", "--who-sees", "64MiB", "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["schema"].as_str(), v["experiment"].as_str()),
+        (Some("cumemlab"), Some("info"))
+    );
+    assert!(
+        v["rows"].as_array().is_some_and(|r| !r.is_empty()),
+        "no rows: {v}"
     );
 }
