@@ -49,7 +49,8 @@ fn old_and_enveloped_info_and_selftest_documents_both_read() {
     );
     // Both shapes assemble into the same lab results.
     let a = lab::assemble(Some(old_info), Some(old_selftest), None, None).unwrap();
-    let b = lab::assemble(Some(back_info(&new_info)), Some(back), None, None).unwrap();
+    let new_info: InfoReport = serde_json::from_slice(&new_info).unwrap();
+    let b = lab::assemble(Some(new_info), Some(back), None, None).unwrap();
     assert_eq!(
         serde_json::to_value(&a.info).unwrap(),
         serde_json::to_value(&b.info).unwrap()
@@ -58,10 +59,6 @@ fn old_and_enveloped_info_and_selftest_documents_both_read() {
         serde_json::to_value(&a.selftest).unwrap(),
         serde_json::to_value(&b.selftest).unwrap()
     );
-}
-
-fn back_info(bytes: &[u8]) -> InfoReport {
-    serde_json::from_slice(bytes).unwrap()
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `reports`; `info --who-sees --json` opens with it too; a warning of `--force` reaches standard
 //! error when it is not a terminal and `--quiet` hides the progress bar (the one diagnostics
 //! channel, `report::diag`).
+
 mod common;
 
 use cumemlab::experiments::selftest::SelftestReport;
