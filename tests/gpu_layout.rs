@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use cumemlab::error::Error;
 use cumemlab::experiments::Gpu;
 use cumemlab::experiments::layout::{
-    self, FreePattern, KvCache, Layout, LayoutOptions, LayoutReport, LayoutRow, TensorSpec, phase,
+    self, AllocRow, FreePattern, KvCache, Layout, LayoutOptions, LayoutReport, LayoutRow, Moment,
+    Phase, TensorSpec,
 };
 use cumemlab::host::MemInfo;
 use cumemlab::memory::Strategy;
@@ -24,12 +25,16 @@ use cumemlab::units::{GIB, MIB};
 
 const SLACK: i64 = 64 * MIB as i64;
 
-fn rows<'a>(r: &'a LayoutReport, ph: &str) -> Vec<&'a LayoutRow> {
-    r.rows.iter().filter(|x| x.phase == ph).collect()
+fn rows(r: &LayoutReport, ph: Phase) -> Vec<&LayoutRow> {
+    r.rows.iter().filter(|x| x.phase() == ph).collect()
+}
+
+fn allocs(r: &LayoutReport) -> Vec<&AllocRow> {
+    r.rows.iter().filter_map(LayoutRow::as_alloc).collect()
 }
 
 fn indices(rows: &[&LayoutRow]) -> Vec<usize> {
-    rows.iter().map(|r| r.index.unwrap() as usize).collect()
+    rows.iter().map(|r| r.index().unwrap() as usize).collect()
 }
 
 /// Runs `opts` unless the layout is beyond this device's safety ceiling (then SKIP). Returns the
@@ -59,19 +64,19 @@ fn check_run(gpu: &Gpu, opts: &LayoutOptions, r: &LayoutReport, start: u64, end:
     assert!(!r.interrupted);
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
     // Every tensor allocated, in layout order, with its size and a time.
-    let allocs = rows(r, phase::ALLOC);
+    let allocs = allocs(r);
     assert_eq!(allocs.len(), n);
     for (t, a) in tensors.iter().zip(&allocs) {
-        assert_eq!(a.name.as_deref(), Some(t.name.as_str()));
+        assert_eq!(a.name, t.name);
         assert_eq!(a.bytes, t.bytes);
-        assert!(a.mapped_bytes.unwrap() >= t.bytes, "{}", t.name);
-        let ms = a.alloc_ms.unwrap();
+        assert!(a.mapped_bytes >= t.bytes, "{}", t.name);
+        let ms = a.alloc_ms;
         assert!(ms > 0.0 && ms.is_finite(), "{}: {ms}", t.name);
     }
     // Every tensor freed exactly once: the pattern's, then the rest at cleanup.
     let sizes: Vec<u64> = tensors.iter().map(|t| t.bytes).collect();
-    let freed = indices(&rows(r, phase::FREE));
-    let cleaned = indices(&rows(r, phase::CLEANUP));
+    let freed = indices(&rows(r, Phase::Free));
+    let cleaned = indices(&rows(r, Phase::Cleanup));
     assert_eq!(freed, opts.free_pattern.select(&sizes));
     let mut all: Vec<usize> = freed.iter().chain(&cleaned).copied().collect();
     all.sort_unstable();
@@ -138,11 +143,11 @@ fn check_run(gpu: &Gpu, opts: &LayoutOptions, r: &LayoutReport, start: u64, end:
             f.largest_bytes,
             f.largest_freed_bytes
         );
-        let probes = rows(r, phase::PROBE);
+        let probes: Vec<_> = r.rows.iter().filter_map(LayoutRow::as_probe).collect();
         assert_eq!(probes.len() as u32, f.attempts);
         for p in &probes {
             assert_eq!(p.bytes % res, 0);
-            if p.ok.unwrap() {
+            if p.ok {
                 assert!(
                     p.bytes <= f.largest_bytes,
                     "{p:?} succeeded above {}",
@@ -162,7 +167,7 @@ fn check_run(gpu: &Gpu, opts: &LayoutOptions, r: &LayoutReport, start: u64, end:
             assert!(
                 probes
                     .iter()
-                    .any(|p| p.ok == Some(false) && p.bytes == f.largest_bytes + res),
+                    .any(|p| !p.ok && p.bytes == f.largest_bytes + res),
                 "one resolution step above the result failed"
             );
         }
@@ -216,7 +221,7 @@ fn model_preset_llama_8b_random_half() {
     };
     assert_eq!(r.summary.allocated, 227);
     check_run(&gpu, &opts, &r, start, end);
-    assert_eq!(rows(&r, phase::FREE).len(), 113);
+    assert_eq!(rows(&r, Phase::Free).len(), 113);
 }
 
 fn small(names_sizes: &[(&str, u64)]) -> Layout {
@@ -255,8 +260,8 @@ fn vmm_maps_whole_granules() {
         return;
     };
     let g = cumemlab::memory::vmm::granularity(&gpu.ctx).unwrap();
-    for a in rows(&r, phase::ALLOC) {
-        assert_eq!(a.mapped_bytes.unwrap(), a.bytes.div_ceil(g) * g, "{a:?}");
+    for a in allocs(&r) {
+        assert_eq!(a.mapped_bytes, a.bytes.div_ceil(g) * g, "{a:?}");
     }
     check_run(&gpu, &opts, &r, start, end);
     let t = r.summary.totals.unwrap();
@@ -293,11 +298,7 @@ fn managed_takes_memory_only_when_touched() {
         return;
     };
     check_run(&gpu, &opts, &hot, start, end);
-    assert!(
-        rows(&hot, phase::ALLOC)
-            .iter()
-            .all(|a| a.touch_ms.is_some())
-    );
+    assert!(allocs(&hot).iter().all(|a| a.touch_ms.is_some()));
     let (c, h) = (cold.summary.totals.unwrap(), hot.summary.totals.unwrap());
     let want = (2 * GIB) as i64;
     if !gpu.arch.is_unified() {
@@ -468,8 +469,8 @@ fn sigint_mid_layout_frees_everything_and_keeps_the_rows() {
     let rows: Vec<LayoutRow> = serde_json::from_value(v["rows"].clone()).unwrap();
     let allocated: BTreeSet<u64> = rows
         .iter()
-        .filter(|r| r.phase == phase::ALLOC)
-        .filter_map(|r| r.index)
+        .filter(|r| r.phase() == Phase::Alloc)
+        .filter_map(LayoutRow::index)
         .collect();
     assert!(
         allocated.len() >= 20 && allocated.len() < 227,
@@ -478,8 +479,8 @@ fn sigint_mid_layout_frees_everything_and_keeps_the_rows() {
     );
     let freed: Vec<u64> = rows
         .iter()
-        .filter(|r| r.phase == phase::FREE || r.phase == phase::CLEANUP)
-        .filter_map(|r| r.index)
+        .filter(|r| matches!(r.phase(), Phase::Free | Phase::Cleanup))
+        .filter_map(LayoutRow::index)
         .collect();
     assert_eq!(
         freed.len(),
@@ -493,13 +494,14 @@ fn sigint_mid_layout_frees_everything_and_keeps_the_rows() {
         "the last snapshot was written"
     );
     // Pinned memory is host memory: MemAvailable comes back (within host noise).
-    let snap = |m: &str| {
+    let snap = |m: Moment| {
         rows.iter()
-            .find(|r| r.phase == phase::SNAPSHOT && r.name.as_deref() == Some(m))
-            .and_then(|r| r.mem_available_bytes)
+            .filter_map(LayoutRow::as_snapshot)
+            .find(|s| s.moment == m)
+            .map(|s| s.mem_available_bytes)
             .unwrap() as i64
     };
-    let back = snap("after_cleanup") - snap("baseline");
+    let back = snap(Moment::AfterCleanup) - snap(Moment::Baseline);
     assert!(
         back.abs() < 2 * GIB as i64,
         "MemAvailable moved by {back} after cleanup"

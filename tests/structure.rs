@@ -31,11 +31,9 @@ use structure_support::{blank_non_code, expand_use, functions, paths_in, resolve
 
 /// Source files allowed over 700 lines until the branch splitting them is merged.
 const ALLOW_LONG: &[&str] = &[
-    "src/experiments/cache.rs",
     "src/experiments/compare.rs",
     "src/experiments/lab/report.rs",
     "src/experiments/lab.rs",
-    "src/experiments/layout/mod.rs",
     "src/experiments/probe.rs",
     "src/experiments/sweep.rs",
 ];
@@ -55,17 +53,14 @@ const ALLOW_UNSAFE: &[&str] = &[
 /// (The loop among the experiments goes through the headline, which reads sweep and probe rows and
 /// is called by `sweep` and `lab`, and through `lab`, which runs the others and is read by them.)
 const ALLOW_CYCLES: &[&str] = &[
-    "experiments::cache, experiments::headline, experiments::lab, experiments::layout, experiments::probe, experiments::sweep",
+    "experiments::cache, experiments::headline, experiments::lab, experiments::probe, experiments::sweep",
 ];
 
 /// Functions over 100 lines (`path::name`) allowed until they are split.
 const ALLOW_LONG_FN: &[&str] = &[
-    "src/experiments/cache.rs::render_states",
-    "src/experiments/cache.rs::run_action",
+    "src/experiments/cache/mod.rs::render_states",
     "src/experiments/compare.rs::build",
     "src/experiments/compare.rs::page",
-    "src/experiments/info.rs::csv_rows",
-    "src/experiments/info.rs::render",
     "src/experiments/lab.rs::assemble",
     "src/experiments/lab.rs::plan_budget",
     "src/experiments/lab.rs::run",
@@ -73,12 +68,7 @@ const ALLOW_LONG_FN: &[&str] = &[
     "src/experiments/lab/report.rs::probe",
     "src/experiments/lab/report.rs::steps_and_machine",
     "src/experiments/lab/report.rs::sweep",
-    "src/experiments/layout/mod.rs::phases",
-    "src/experiments/layout/preset.rs::from_architecture",
-    "src/experiments/layout/render.rs::findings",
-    "src/experiments/layout/render.rs::render",
-    "src/experiments/layout/spec.rs::each_problem_is_one_sentence_naming_file_tensor_and_field",
-    "src/experiments/layout/spec.rs::entry_tensors",
+    "src/experiments/layout/spec/tests.rs::each_problem_is_one_sentence_naming_file_tensor_and_field",
     "src/experiments/sweep.rs::findings",
     "src/experiments/sweep.rs::one_allocation",
     "src/experiments/sweep.rs::render",

@@ -85,15 +85,16 @@ pub struct MeasuredBandwidth {
 impl MeasuredBandwidth {
     /// The fill and read kernel medians of a selftest, when it measured both.
     pub fn from_selftest(s: &super::selftest::SelftestReport) -> Option<MeasuredBandwidth> {
-        let median = |op: &str| {
+        use super::selftest::BandwidthOp;
+        let median = |op: BandwidthOp| {
             s.bandwidth
                 .iter()
                 .find(|b| b.op == op)
                 .map(|b| b.gbps.median)
         };
         Some(MeasuredBandwidth {
-            fill_gbps: median("fill kernel")?,
-            read_gbps: median("read kernel")?,
+            fill_gbps: median(BandwidthOp::Fill)?,
+            read_gbps: median(BandwidthOp::Read)?,
         })
     }
 }
@@ -216,28 +217,40 @@ pub struct InfoCsvRow {
     pub unit: String,
 }
 
-/// The report as `info.csv` rows.
-pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
-    let mut rows = Vec::new();
-    let mut add = |section: &str, device: Option<i32>, key: &str, value: String, unit: &str| {
-        rows.push(InfoCsvRow {
+/// `info.csv` rows as they are built.
+struct CsvRows(Vec<InfoCsvRow>);
+
+impl CsvRows {
+    fn add(&mut self, section: &str, device: Option<i32>, key: &str, value: String, unit: &str) {
+        self.0.push(InfoCsvRow {
             section: section.into(),
             device,
             key: key.into(),
             value,
             unit: unit.into(),
         })
-    };
-    let env = &r.environment;
+    }
+}
+
+/// The report as `info.csv` rows.
+pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
+    let mut rows = CsvRows(Vec::new());
+    environment_rows(&r.environment, &mut rows);
+    pressure_rows(r, &mut rows);
+    rows.0
+}
+
+/// The host, meminfo, driver and device rows.
+fn environment_rows(env: &Environment, rows: &mut CsvRows) {
     let h = &env.host;
-    add("host", None, "tool_version", env.tool_version.clone(), "");
-    add("host", None, "hostname", h.hostname.clone(), "");
-    add("host", None, "arch", h.arch.clone(), "");
-    add("host", None, "kernel_release", h.kernel_release.clone(), "");
-    add("host", None, "cpus", h.cpus.to_string(), "count");
-    add("host", None, "page_size", h.page_size.to_string(), "bytes");
-    add("host", None, "thp_enabled", h.thp_enabled.clone(), "");
-    add(
+    rows.add("host", None, "tool_version", env.tool_version.clone(), "");
+    rows.add("host", None, "hostname", h.hostname.clone(), "");
+    rows.add("host", None, "arch", h.arch.clone(), "");
+    rows.add("host", None, "kernel_release", h.kernel_release.clone(), "");
+    rows.add("host", None, "cpus", h.cpus.to_string(), "count");
+    rows.add("host", None, "page_size", h.page_size.to_string(), "bytes");
+    rows.add("host", None, "thp_enabled", h.thp_enabled.clone(), "");
+    rows.add(
         "host",
         None,
         "cgroup_memory_limit",
@@ -258,7 +271,7 @@ pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
             ("swap_free", m.swap_free),
             ("hugepage_size", m.hugepage_size),
         ] {
-            add("meminfo", None, k, v.to_string(), "bytes");
+            rows.add("meminfo", None, k, v.to_string(), "bytes");
         }
     }
     for (k, v) in [
@@ -267,7 +280,7 @@ pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
         ("no_gpu_reason", &env.no_device_reason),
     ] {
         if let Some(v) = v {
-            add("driver", None, k, v.clone(), "");
+            rows.add("driver", None, k, v.clone(), "");
         }
     }
     for d in &env.devices {
@@ -288,36 +301,40 @@ pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
                 "bytes",
             ),
         ] {
-            add("device", o, k, v, unit);
+            rows.add("device", o, k, v, unit);
         }
         for (k, v) in &d.attributes.values {
-            add("attribute", o, k, v.to_string(), "");
+            rows.add("attribute", o, k, v.to_string(), "");
         }
     }
+}
+
+/// The pressure rows and the strategies' support.
+fn pressure_rows(r: &InfoReport, rows: &mut CsvRows) {
     let p = &r.pressure;
     let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
-    add(
+    rows.add(
         "pressure",
         None,
         "psi_some_avg10_percent",
         opt(p.psi.map(|x| x.some_avg10.to_string())),
         "",
     );
-    add(
+    rows.add(
         "pressure",
         None,
         "psi_full_avg10_percent",
         opt(p.psi_full_avg10().map(|x| x.to_string())),
         "",
     );
-    add(
+    rows.add(
         "pressure",
         None,
         "free_in_2m_blocks",
         opt(p.free_2m_bytes().map(|x| x.to_string())),
         "bytes",
     );
-    add(
+    rows.add(
         "pressure",
         None,
         "cgroup_memory_current",
@@ -325,34 +342,21 @@ pub fn csv_rows(r: &InfoReport) -> Vec<InfoCsvRow> {
         "bytes",
     );
     if let Some(why) = &r.pressure_stop {
-        add("pressure", None, "guard_would_stop_1gib", why.clone(), "");
+        rows.add("pressure", None, "guard_would_stop_1gib", why.clone(), "");
     }
     for s in &r.strategies {
         let value = match &s.reason {
             None => "supported".to_string(),
             Some(why) => format!("not supported: {why}"),
         };
-        add("strategy", Some(s.device), &s.strategy, value, "");
+        rows.add("strategy", Some(s.device), &s.strategy, value, "");
     }
-    rows
 }
 
-/// The human form.
-pub fn render(r: &InfoReport) -> String {
-    let env = &r.environment;
-    let h = &env.host;
+/// The host memory table (or a line saying /proc/meminfo could not be read).
+fn meminfo_table(meminfo: Option<&crate::host::MemInfo>) -> String {
     let mut out = String::new();
-    out.push_str(&format!(
-        "cumemlab {} on {} ({}, Linux {}, {} CPUs)\n",
-        env.tool_version, h.hostname, h.arch, h.kernel_release, h.cpus
-    ));
-    out.push_str(&format!(
-        "page size {}, transparent huge pages: {}, cgroup memory limit: {}\n\n",
-        fmt_bytes(h.page_size),
-        h.thp_enabled,
-        h.cgroup_memory_limit.map_or("none".to_string(), fmt_bytes)
-    ));
-    if let Some(m) = &env.meminfo {
+    if let Some(m) = meminfo {
         out.push_str("Host memory (/proc/meminfo), GiB (2^30 bytes):\n");
         let mut t = new_table(&[
             "MemTotal",
@@ -388,6 +392,25 @@ pub fn render(r: &InfoReport) -> String {
             crate::host::MemInfo::path()
         ));
     }
+    out
+}
+
+/// The human form.
+pub fn render(r: &InfoReport) -> String {
+    let env = &r.environment;
+    let h = &env.host;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "cumemlab {} on {} ({}, Linux {}, {} CPUs)\n",
+        env.tool_version, h.hostname, h.arch, h.kernel_release, h.cpus
+    ));
+    out.push_str(&format!(
+        "page size {}, transparent huge pages: {}, cgroup memory limit: {}\n\n",
+        fmt_bytes(h.page_size),
+        h.thp_enabled,
+        h.cgroup_memory_limit.map_or("none".to_string(), fmt_bytes)
+    ));
+    out.push_str(&meminfo_table(env.meminfo.as_ref()));
     out.push_str(&pressure_lines(r));
     out.push('\n');
     if let Some(v) = &env.driver_version {

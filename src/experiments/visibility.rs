@@ -13,48 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{Gpu, check_interrupt};
 use crate::error::{Error, Result};
-use crate::host::{HostPressure, MemInfo, rss_bytes};
+use crate::host::{Accounting, MemInfo};
 use crate::memory::safety::{Budget, Forced};
 use crate::memory::{AllocOptions, REGISTRY, Strategy, allocate};
 use crate::report::new_table;
 use crate::units::{GIB, fmt_bytes};
 
-/// What each source says at one moment, bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Seen {
-    pub device_free: u64,
-    pub mem_free: u64,
-    pub mem_available: u64,
-    pub cached: u64,
-    pub shmem: u64,
-    pub rss: u64,
-    pub cgroup_current: Option<u64>,
-}
-
-impl Seen {
-    /// The host's sources beside a `cuMemGetInfo` free already read.
-    pub fn from_parts(device_free: u64, m: &MemInfo, rss: u64, p: &HostPressure) -> Seen {
-        Seen {
-            device_free,
-            mem_free: m.mem_free,
-            mem_available: m.mem_available,
-            cached: m.cached,
-            shmem: m.shmem,
-            rss,
-            cgroup_current: p.cgroup_current(),
-        }
-    }
-
-    pub fn take(gpu: &Gpu) -> Result<Seen> {
-        let device_free = gpu.free_bytes()?;
-        let m = MemInfo::read().map_err(Error::Failed)?;
-        Ok(Seen::from_parts(
-            device_free,
-            &m,
-            rss_bytes(),
-            &HostPressure::read(),
-        ))
-    }
+/// What every source says now, with this device's `cuMemGetInfo` free.
+fn seen(gpu: &Gpu) -> Result<Accounting> {
+    let device_free = gpu.free_bytes()?;
+    Ok(Accounting::host()
+        .map_err(Error::Failed)?
+        .with_device(device_free, None))
 }
 
 /// One strategy at one stage: each source's change since before the allocation, bytes (negative:
@@ -81,8 +51,8 @@ impl WhoSeesRow {
         st: Strategy,
         bytes: u64,
         stage: &str,
-        before: &Seen,
-        after: &Seen,
+        before: &Accounting,
+        after: &Accounting,
     ) -> WhoSeesRow {
         let d = |a: u64, b: u64| a as i64 - b as i64;
         WhoSeesRow {
@@ -90,7 +60,10 @@ impl WhoSeesRow {
             strategy: st.key().into(),
             bytes,
             stage: stage.into(),
-            delta_cumemgetinfo_free_bytes: d(after.device_free, before.device_free),
+            delta_cumemgetinfo_free_bytes: d(
+                after.device_free_or_zero(),
+                before.device_free_or_zero(),
+            ),
             delta_mem_free_bytes: d(after.mem_free, before.mem_free),
             delta_mem_available_bytes: d(after.mem_available, before.mem_available),
             delta_cached_bytes: d(after.cached, before.cached),
@@ -136,7 +109,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
                 continue;
             }
         }
-        let before = Seen::take(gpu)?;
+        let before = seen(gpu)?;
         let a = match allocate(&gpu.ctx, &gpu.stream, st, bytes, &AllocOptions::default()) {
             Ok(a) => a,
             Err(e) if e.driver_error().is_some() || e.is_out_of_memory() => {
@@ -145,9 +118,10 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
             }
             Err(e) => return Err(e.into()),
         };
-        let row =
-            |stage: &str, after: &Seen| WhoSeesRow::between(dev, st, bytes, stage, &before, after);
-        out.rows.push(row("alloc", &Seen::take(gpu)?));
+        let row = |stage: &str, after: &Accounting| {
+            WhoSeesRow::between(dev, st, bytes, stage, &before, after)
+        };
+        out.rows.push(row("alloc", &seen(gpu)?));
         let page = crate::host::facts::page_size();
         if a.writable() {
             gpu.kernels
@@ -156,7 +130,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
             gpu.kernels
                 .touch_read(&gpu.stream, a.device_ptr(), bytes, page)?;
         }
-        out.rows.push(row("first_touch", &Seen::take(gpu)?));
+        out.rows.push(row("first_touch", &seen(gpu)?));
         a.free()?;
     }
     Ok(out)
@@ -214,13 +188,15 @@ pub fn render(w: &WhoSees) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::HostPressure;
 
     #[test]
     fn rows_are_changes_since_before_and_render_signed() {
         let m = crate::test_support::meminfo("gb10-cache-heavy.txt");
-        let before = Seen::from_parts(m.mem_free, &m, 100 << 20, &HostPressure::default());
-        let after = Seen {
-            device_free: before.device_free - GIB,
+        let before = Accounting::from_parts(&m, 100 << 20, &HostPressure::default())
+            .with_device(m.mem_free, None);
+        let after = Accounting {
+            device_free: Some(m.mem_free - GIB),
             mem_free: before.mem_free - GIB,
             mem_available: before.mem_available - GIB,
             rss: before.rss + GIB / 2,

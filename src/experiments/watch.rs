@@ -19,7 +19,7 @@ use super::env::Environment;
 use super::interrupted;
 use crate::driver::{Context, Driver};
 use crate::error::{Error, Result};
-use crate::host::{HostPressure, MemInfo};
+use crate::host::Accounting;
 use crate::memory::arch::MemoryArchitecture;
 use crate::report::{ResultSink, sink::now_rfc3339};
 use crate::units::{fmt_bytes, fmt_gib};
@@ -246,8 +246,7 @@ impl WatchSample {
 
     /// Reads the host and, when given, the device.
     pub fn take(sample: u64, t0: Instant, dev: Option<&DeviceView>) -> Result<WatchSample> {
-        let m = MemInfo::read().map_err(Error::Failed)?;
-        let p = HostPressure::read();
+        let a = Accounting::host().map_err(Error::Failed)?;
         let d = match dev {
             Some(d) => Some((d.ordinal, d.mem_info()?)),
             None => None,
@@ -259,17 +258,17 @@ impl WatchSample {
             device: d.map(|d| d.0),
             device_free_bytes: d.map(|d| d.1.0),
             device_total_bytes: d.map(|d| d.1.1),
-            mem_total_bytes: m.mem_total,
-            mem_free_bytes: m.mem_free,
-            mem_available_bytes: m.mem_available,
-            cached_bytes: m.cached,
-            swap_total_bytes: m.swap_total,
-            swap_free_bytes: m.swap_free,
-            psi_some_avg10: p.psi.map(|x| x.some_avg10),
-            psi_full_avg10: p.psi_full_avg10(),
-            free_2m_bytes: p.free_2m_bytes(),
-            cma_free_bytes: m.cma_free,
-            cgroup_current_bytes: p.cgroup_current(),
+            mem_total_bytes: a.mem_total,
+            mem_free_bytes: a.mem_free,
+            mem_available_bytes: a.mem_available,
+            cached_bytes: a.cached,
+            swap_total_bytes: a.swap_total,
+            swap_free_bytes: a.swap_free,
+            psi_some_avg10: a.psi_some_avg10,
+            psi_full_avg10: a.psi_full_avg10,
+            free_2m_bytes: a.free_2m,
+            cma_free_bytes: a.cma_free,
+            cgroup_current_bytes: a.cgroup_current,
             peak_device_used_bytes: None,
             peak_psi_full_avg10: None,
             min_free_2m_bytes: None,

@@ -427,7 +427,7 @@ fn selftest(r: &LabResults, p: &mut Page, findings: &mut Findings) {
         for b in &s.bandwidth {
             bw.push(vec![
                 s.device.to_string(),
-                b.op.clone(),
+                b.op.to_string(),
                 fmt_bytes(b.bytes),
                 format!("{:.1}", b.gbps.median),
                 format!("{:.1}", b.gbps.min),
@@ -1158,7 +1158,7 @@ fn cache(r: &LabResults, p: &mut Page, findings: &mut Findings) {
             .iter()
             .map(|x| {
                 vec![
-                    x.label.clone(),
+                    x.label.label().to_string(),
                     gib(x.mem_free_bytes),
                     gib(x.mem_available_bytes),
                     gib(x.cached_bytes),

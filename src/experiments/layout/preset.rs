@@ -256,42 +256,7 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
         notes.push("tied embeddings: the lm head reuses the embedding matrix, so it has no tensor of its own".to_string());
     }
     if let Some(kv) = kv {
-        let slide = sliding(arch);
-        let per_token = 2 * kvw * kv.batch;
-        let mut kv_total = 0u64;
-        for (l, &s) in slide.iter().enumerate() {
-            let tokens = match (s, arch.sliding_window) {
-                (true, Some(w)) => kv.context.min(w),
-                _ => kv.context,
-            };
-            let values = per_token * tokens;
-            let b = bytes_of(values, kv.dtype);
-            kv_total += b;
-            tensors.push(TensorSpec {
-                name: format!("layer.{l}.kv_cache"),
-                component: "kv_cache".to_string(),
-                bytes: b,
-                dtype: Some(kv.dtype),
-                elements: Some(values),
-            });
-        }
-        notes.push(format!(
-            "KV cache: one tensor per layer (K and V) for {} tokens x batch {} in {}: {:.2} GB ({}){}, allocated after the weights as serving engines do",
-            kv.context,
-            kv.batch,
-            kv.dtype,
-            kv_total as f64 / GB as f64,
-            fmt_bytes(kv_total),
-            if arch.sliding_layers > 0 && arch.sliding_window.is_some() {
-                format!(
-                    "; the {} sliding-window layers hold at most {} tokens",
-                    arch.sliding_layers,
-                    arch.sliding_window.unwrap_or(0)
-                )
-            } else {
-                String::new()
-            }
-        ));
+        notes.push(kv_cache_tensors(arch, kv, &mut tensors));
     } else {
         notes.push("no KV cache (--no-kv-cache): weights only".to_string());
     }
@@ -303,4 +268,46 @@ pub fn from_architecture(arch: &Architecture, precision: Precision, kv: Option<K
         notes,
         tensors,
     }
+}
+
+/// Appends one KV cache tensor per layer (K and V; sliding-window layers hold at most the
+/// window) and returns the note that describes them.
+fn kv_cache_tensors(arch: &Architecture, kv: KvCache, tensors: &mut Vec<TensorSpec>) -> String {
+    let kvw = arch.kv_heads * arch.head_dim;
+    let slide = sliding(arch);
+    let per_token = 2 * kvw * kv.batch;
+    let mut kv_total = 0u64;
+    for (l, &s) in slide.iter().enumerate() {
+        let tokens = match (s, arch.sliding_window) {
+            (true, Some(w)) => kv.context.min(w),
+            _ => kv.context,
+        };
+        let values = per_token * tokens;
+        let b = bytes_of(values, kv.dtype);
+        kv_total += b;
+        tensors.push(TensorSpec {
+            name: format!("layer.{l}.kv_cache"),
+            component: "kv_cache".to_string(),
+            bytes: b,
+            dtype: Some(kv.dtype),
+            elements: Some(values),
+        });
+    }
+    format!(
+        "KV cache: one tensor per layer (K and V) for {} tokens x batch {} in {}: {:.2} GB ({}){}, allocated after the weights as serving engines do",
+        kv.context,
+        kv.batch,
+        kv.dtype,
+        kv_total as f64 / GB as f64,
+        fmt_bytes(kv_total),
+        if arch.sliding_layers > 0 && arch.sliding_window.is_some() {
+            format!(
+                "; the {} sliding-window layers hold at most {} tokens",
+                arch.sliding_layers,
+                arch.sliding_window.unwrap_or(0)
+            )
+        } else {
+            String::new()
+        }
+    )
 }
