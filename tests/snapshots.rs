@@ -31,35 +31,6 @@ fn load<T: serde::de::DeserializeOwned>(rel: &str) -> T {
     serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Compares `got` with `tests/fixtures/snapshots/NAME` (or writes it under UPDATE_SNAPSHOTS=1).
-fn snapshot(name: &str, got: &str) {
-    let path = repo_file("tests/fixtures/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; write it with UPDATE_SNAPSHOTS=1 cargo test --test snapshots",
-            path.display()
-        )
-    });
-    if got != want {
-        let line = got
-            .lines()
-            .zip(want.lines())
-            .position(|(g, w)| g != w)
-            .unwrap_or(got.lines().count().min(want.lines().count()));
-        panic!(
-            "{name} differs from the snapshot at line {}:\n  got:  {:?}\n  want: {:?}\nthe whole output:\n{got}\n(after an intended change: UPDATE_SNAPSHOTS=1 cargo test --test snapshots)",
-            line + 1,
-            got.lines().nth(line),
-            want.lines().nth(line)
-        );
-    }
-}
-
 fn header(csv: &[u8]) -> String {
     String::from_utf8_lossy(csv)
         .lines()
@@ -81,10 +52,10 @@ fn layout_tables_from_committed_runs() {
     {
         let doc: LayoutDoc = load(rel);
         assert!(doc.rows.len() > 10, "{rel}: {} rows", doc.rows.len());
-        snapshot(name, &layout::render(&doc));
+        common::snapshot(name, &layout::render(&doc));
     }
     let dry = layout::render_layout(&layout::preset("13b-sim").unwrap());
-    snapshot("layout-dry-run-13b-sim.txt", &dry);
+    common::snapshot("layout-dry-run-13b-sim.txt", &dry);
     let arch = cumemlab::plan::find_model("llama-3.1-8b")
         .unwrap()
         .architecture();
@@ -104,10 +75,10 @@ fn layout_tables_from_committed_runs() {
         ),
     ] {
         let l = layout::from_architecture(&arch, p, Some(kv));
-        snapshot(name, &layout::render_layout(&l));
+        common::snapshot(name, &layout::render_layout(&l));
     }
     let rows: Vec<LayoutRow> = load::<LayoutDoc>(LAYOUT_DOCS[0]).rows;
-    snapshot("layout-csv-header.txt", &header(&to_csv(&rows).unwrap()));
+    common::snapshot("layout-csv-header.txt", &header(&to_csv(&rows).unwrap()));
 }
 
 /// The `"rows": [...]` of a pretty document, re-indented as a top-level array.
@@ -177,12 +148,12 @@ fn layout_rows_refuse_an_unknown_phase_and_a_phase_without_its_fields() {
 fn cache_tables_from_committed_runs() {
     let doc: CacheDoc = load("docs/results/h200-2026-11-26-commands/cache-status.json");
     assert!(!doc.rows.is_empty());
-    snapshot("cache-status.txt", &cache::render_states(&doc.rows));
-    snapshot("cache-csv-header.txt", &header(&to_csv(&doc.rows).unwrap()));
+    common::snapshot("cache-status.txt", &cache::render_states(&doc.rows));
+    common::snapshot("cache-csv-header.txt", &header(&to_csv(&doc.rows).unwrap()));
     let effect: EffectDoc = load("docs/results/h200-2026-11-26-commands/cache-effect.json");
     assert_eq!(effect.rows.len(), 3);
-    snapshot("cache-effect.txt", &cache::render_effect(&effect));
-    snapshot(
+    common::snapshot("cache-effect.txt", &cache::render_effect(&effect));
+    common::snapshot(
         "cache-effect-csv-header.txt",
         &header(&to_csv(&effect.rows).unwrap()),
     );
@@ -192,8 +163,8 @@ fn cache_tables_from_committed_runs() {
 fn selftest_table_from_a_committed_run() {
     let reports: Vec<SelftestReport> = load("tests/fixtures/results/h200-raw/selftest.json");
     assert_eq!(reports.len(), 1);
-    snapshot("selftest.txt", &selftest::render(&reports[0]));
-    snapshot(
+    common::snapshot("selftest.txt", &selftest::render(&reports[0]));
+    common::snapshot(
         "selftest-csv-header.txt",
         &header(&to_csv(&selftest::csv_rows(&reports)).unwrap()),
     );
@@ -202,13 +173,13 @@ fn selftest_table_from_a_committed_run() {
 #[test]
 fn info_table_from_a_committed_run() {
     let r: InfoReport = load("tests/fixtures/results/h200-raw/info.json");
-    snapshot("info.txt", &info::render(&r));
-    snapshot(
+    common::snapshot("info.txt", &info::render(&r));
+    common::snapshot(
         "info-csv-header.txt",
         &header(&to_csv(&info::csv_rows(&r)).unwrap()),
     );
     let csv = String::from_utf8(to_csv(&info::csv_rows(&r)).unwrap()).unwrap();
-    snapshot("info.csv", &csv);
+    common::snapshot("info.csv", &csv);
 }
 
 #[test]

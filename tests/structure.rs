@@ -34,8 +34,6 @@ const ALLOW_LONG: &[&str] = &[
     "src/experiments/compare.rs",
     "src/experiments/lab/report.rs",
     "src/experiments/lab.rs",
-    "src/experiments/probe.rs",
-    "src/experiments/sweep.rs",
 ];
 /// Source files outside `src/driver/` allowed to contain `unsafe` until helper C's move is merged.
 const ALLOW_UNSAFE: &[&str] = &[
@@ -69,9 +67,6 @@ const ALLOW_LONG_FN: &[&str] = &[
     "src/experiments/lab/report.rs::steps_and_machine",
     "src/experiments/lab/report.rs::sweep",
     "src/experiments/layout/spec/tests.rs::each_problem_is_one_sentence_naming_file_tensor_and_field",
-    "src/experiments/sweep.rs::findings",
-    "src/experiments/sweep.rs::one_allocation",
-    "src/experiments/sweep.rs::render",
 ];
 
 const MAX_LINES: usize = 700;

@@ -7,7 +7,8 @@ mod common;
 
 use cumemlab::experiments::env::Environment;
 use cumemlab::experiments::lab::LabResults;
-use cumemlab::experiments::sweep::{self, SweepDoc, SweepRow, phase};
+use cumemlab::experiments::sweep::{self, Phase, SweepDoc, SweepRow, phase};
+use cumemlab::memory::Strategy;
 use cumemlab::report::ResultSink;
 use cumemlab::report::sink::to_csv;
 use cumemlab::stats::Summary;
@@ -260,11 +261,10 @@ fn the_lab_report_shows_the_spread_in_tables_figures_and_findings() {
 
 #[test]
 fn the_seed_preset_reports_per_gb_rates_and_sizes_that_allocate_faster() {
-    use cumemlab::memory::Strategy;
     use cumemlab::units::GB;
     // Allocation times shaped like the GB10 table: 60 GB slower than 70 GB, samples apart.
     let mk = |gb: u64, ms: [f64; 3]| {
-        SweepRow::new(0, Strategy::Device, gb * GB, phase::ALLOC).times(&ms)
+        SweepRow::new(0, Strategy::Device, gb * GB, Phase::Alloc).times(&ms)
     };
     let rows = vec![
         mk(10, [350.0, 352.0, 349.0]),
@@ -289,4 +289,21 @@ fn the_seed_preset_reports_per_gb_rates_and_sizes_that_allocate_faster() {
     ];
     let f = sweep::findings(&rows, 0).join("\n");
     assert!(f.contains("no larger size allocated faster"), "{f}");
+}
+
+#[test]
+fn help_lists_the_strategies_of_the_registry() {
+    // Help is wrapped at spaces; compare with the whitespace folded.
+    let fold = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sweep = fold(common::run_ok(&["sweep", "--help"]));
+    let all = Strategy::keys(&Strategy::all());
+    assert!(sweep.contains(&format!("Keys: {all}.")), "{sweep}");
+    // probe's default list is the registry's entries that are not variants of another.
+    let probe = fold(common::run_ok(&["probe", "--help"]));
+    let defaults = Strategy::keys(&cumemlab::experiments::probe::default_strategies());
+    assert!(
+        probe.contains(&format!("Default: {defaults} (those the device supports)")),
+        "{probe}"
+    );
+    assert!(!defaults.contains("managed+prefetch"), "{defaults}");
 }

@@ -341,7 +341,7 @@ fn sweep_keys(inputs: &[Input], cols: &[(usize, Column)]) -> Vec<(String, u64)> 
         for r in sweep_rows(inputs, c) {
             if r.phase == phase::ALLOC && !keys.iter().any(|k| k.0 == r.strategy && k.1 == r.bytes)
             {
-                keys.push((r.strategy.clone(), r.bytes));
+                keys.push((r.strategy.to_string(), r.bytes));
             }
         }
     }
@@ -502,7 +502,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                         .map(|c| {
                             sweep_rows(inputs, c)
                                 .into_iter()
-                                .find(|r| &r.strategy == st && r.bytes == *b && r.phase == ph)
+                                .find(|r| r.strategy == st && r.bytes == *b && r.phase == ph)
                                 .and_then(get)
                         })
                         .collect(),
@@ -524,7 +524,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
     for c in &cols {
         if let Some(p) = &inputs[c.0].results.probe {
             for r in p.rows.iter().filter(|r| Some(r.device) == c.1.device) {
-                let k = (r.strategy.clone(), r.kind.key().to_string());
+                let k = (r.strategy.to_string(), r.kind.key().to_string());
                 if !pkeys.contains(&k) {
                     pkeys.push(k);
                 }
@@ -543,7 +543,7 @@ pub fn build(inputs: &[Input]) -> CompareReport {
                                 .iter()
                                 .find(|r| {
                                     Some(r.device) == c.1.device
-                                        && &r.strategy == st
+                                        && r.strategy == st
                                         && r.kind.key() == kind
                                 })
                                 .map(|r| r.max_bytes as f64 / GIB as f64)
@@ -1049,8 +1049,8 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
         let mut strategies: Vec<String> = Vec::new();
         for c in &cols {
             for r in sweep_rows(inputs, c) {
-                if r.phase == phase::ALLOC && !strategies.contains(&r.strategy) {
-                    strategies.push(r.strategy.clone());
+                if r.phase == phase::ALLOC && !strategies.contains(&r.strategy.to_string()) {
+                    strategies.push(r.strategy.to_string());
                 }
             }
         }
@@ -1061,7 +1061,7 @@ pub fn page(rep: &CompareReport, inputs: &[Input]) -> Result<Page> {
                     name: format!("{}: {}", c.1.id, c.1.label),
                     points: sweep_rows(inputs, c)
                         .into_iter()
-                        .filter(|r| &r.strategy == st && r.phase == phase::ALLOC)
+                        .filter(|r| r.strategy == st && r.phase == phase::ALLOC)
                         .map(|r| (r.bytes as f64 / GIB as f64, r.ms_median))
                         .collect(),
                 })

@@ -27,29 +27,26 @@ use serde::Serialize;
 
 use crate::driver::{Context, DeviceAttributes, DevicePtr, Result, Stream};
 
-/// Every strategy and variant the tool measures.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-pub enum Strategy {
-    #[serde(rename = "device")]
-    Device,
-    #[serde(rename = "managed")]
-    Managed,
-    #[serde(rename = "managed+prefetch")]
-    ManagedPrefetch,
-    #[serde(rename = "managed+advise")]
-    ManagedAdvise,
-    #[serde(rename = "pinned")]
-    Pinned,
-    #[serde(rename = "registered")]
-    Registered,
-    #[serde(rename = "pageable")]
-    Pageable,
-    #[serde(rename = "pool")]
-    Pool,
-    #[serde(rename = "vmm")]
-    Vmm,
+/// Declares [`Strategy`] (one variant per entry) and [`REGISTRY`] (the entries, in order) from one
+/// list, so that an entry cannot be missing for a variant.
+macro_rules! strategies {
+    ($($variant:ident { $($field:ident: $value:expr,)* },)*) => {
+        /// Every strategy and variant the tool measures. Its key (the JSON/CSV string, the
+        /// command-line name) lives in its [`REGISTRY`] entry only; serde and the string
+        /// comparisons go through it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Strategy {
+            $($variant,)*
+        }
+
+        /// The registry: every strategy, once.
+        pub const REGISTRY: &[StrategyInfo] = &[
+            $(StrategyInfo {
+                strategy: Strategy::$variant,
+                $($field: $value,)*
+            },)*
+        ];
+    };
 }
 
 /// Where the pages of a strategy live, which decides the safety rule that applies.
@@ -63,10 +60,19 @@ pub enum Backing {
     Host,
 }
 
+/// Makes one allocation of a strategy: the constructor of a registry entry.
+pub type Constructor =
+    fn(&Arc<Context>, &Arc<Stream>, Strategy, u64, &AllocOptions) -> Result<Box<dyn Allocation>>;
+
 /// One registry entry.
 #[derive(Debug, Clone, Copy)]
 pub struct StrategyInfo {
     pub strategy: Strategy,
+    /// Allocates `bytes` (the checks of [`allocate`] are done).
+    pub new: Constructor,
+    /// The strategy whose allocation this one repeats with an extra step (`managed+prefetch` is
+    /// `managed` plus a prefetch), or `None`. `probe` leaves variants out by default.
+    pub variant_of: Option<Strategy>,
     pub key: &'static str,
     pub description: &'static str,
     pub backing: Backing,
@@ -78,10 +84,13 @@ pub struct StrategyInfo {
     pub requires: &'static [(&'static str, &'static str)],
 }
 
-/// The registry: every strategy, once.
-pub const REGISTRY: &[StrategyInfo] = &[
-    StrategyInfo {
-        strategy: Strategy::Device,
+// The registry: every strategy, once. Each entry names its `Strategy` variant and gives the rest
+// of its `StrategyInfo`; the macro declares the enum from the same list, so adding a strategy is
+// one file (its `Allocation`) and one entry here.
+strategies! {
+    Device {
+        new: |ctx, _, _, bytes, _| Ok(Box::new(device::DeviceAlloc::new(ctx, bytes)?)),
+        variant_of: None,
         key: "device",
         description: "cuMemAlloc: device memory, not CPU-accessible (GB10: populated in system memory at allocation)",
         backing: Backing::Device,
@@ -89,8 +98,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
         lazily_populated: false,
         requires: &[],
     },
-    StrategyInfo {
-        strategy: Strategy::Managed,
+    Managed {
+        new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
+        variant_of: None,
         key: "managed",
         description: "cuMemAllocManaged(GLOBAL): one pointer for CPU and GPU, populated on first touch, migrates on discrete GPUs",
         backing: Backing::Managed,
@@ -101,8 +111,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support managed memory",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::ManagedPrefetch,
+    ManagedPrefetch {
+        new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
+        variant_of: Some(Strategy::Managed),
         key: "managed+prefetch",
         description: "managed, with cuMemPrefetchAsync to the device before the first GPU touch (prefetch timed)",
         backing: Backing::Managed,
@@ -119,8 +130,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::ManagedAdvise,
+    ManagedAdvise {
+        new: |ctx, _, st, bytes, _| Ok(Box::new(managed::ManagedAlloc::new(ctx, st, bytes)?)),
+        variant_of: Some(Strategy::Managed),
         key: "managed+advise",
         description: "managed, with cuMemAdvise(SET_PREFERRED_LOCATION = device) at allocation",
         backing: Backing::Managed,
@@ -137,8 +149,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::Pinned,
+    Pinned {
+        new: |ctx, _, _, bytes, _| Ok(Box::new(pinned::PinnedAlloc::new(ctx, bytes)?)),
+        variant_of: None,
         key: "pinned",
         description: "cuMemHostAlloc(DEVICEMAP): page-locked host memory, mapped for the GPU",
         backing: Backing::Host,
@@ -146,8 +159,15 @@ pub const REGISTRY: &[StrategyInfo] = &[
         lazily_populated: false,
         requires: &[("can_map_host_memory", "the device cannot map host memory")],
     },
-    StrategyInfo {
-        strategy: Strategy::Registered,
+    Registered {
+        new: |ctx, _, _, bytes, o| {
+            Ok(Box::new(registered::RegisteredAlloc::new(
+                ctx,
+                bytes,
+                o.file.as_deref(),
+            )?))
+        },
+        variant_of: None,
         key: "registered",
         description: "mmap + cuMemHostRegister(DEVICEMAP): existing host memory page-locked and mapped (mmap and register timed apart)",
         backing: Backing::Host,
@@ -161,8 +181,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
             ("can_map_host_memory", "the device cannot map host memory"),
         ],
     },
-    StrategyInfo {
-        strategy: Strategy::Pageable,
+    Pageable {
+        new: |ctx, _, _, bytes, _| Ok(Box::new(pageable::PageableAlloc::new(ctx, bytes)?)),
+        variant_of: None,
         key: "pageable",
         description: "plain anonymous mmap, no CUDA call: the GPU reads it only with PAGEABLE_MEMORY_ACCESS (GB10, HMM, ATS)",
         backing: Backing::Host,
@@ -173,8 +194,16 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the GPU cannot access pageable memory (PAGEABLE_MEMORY_ACCESS = 0: no HMM or ATS on this host)",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::Pool,
+    Pool {
+        new: |ctx, stream, _, bytes, o| {
+            Ok(Box::new(pool::PoolAlloc::new(
+                ctx,
+                stream,
+                bytes,
+                o.pool_release_threshold,
+            )?))
+        },
+        variant_of: None,
         key: "pool",
         description: "cuMemAllocAsync on the device's default pool (release threshold configurable)",
         backing: Backing::Device,
@@ -185,8 +214,9 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support memory pools",
         )],
     },
-    StrategyInfo {
-        strategy: Strategy::Vmm,
+    Vmm {
+        new: |ctx, _, _, bytes, _| Ok(Box::new(vmm::VmmAlloc::new(ctx, bytes)?)),
+        variant_of: None,
         key: "vmm",
         description: "cuMemAddressReserve + cuMemCreate + cuMemMap + cuMemSetAccess, rounded to the granularity (each step timed)",
         backing: Backing::Device,
@@ -197,12 +227,13 @@ pub const REGISTRY: &[StrategyInfo] = &[
             "the device does not support virtual memory management",
         )],
     },
-];
+}
 
 impl Strategy {
     /// The registry entry.
     pub fn info(self) -> &'static StrategyInfo {
-        // The registry lists every variant; the fallback is never reached but avoids a panic path.
+        // `strategies!` makes one entry per variant; the fallback is never reached but avoids a
+        // panic path.
         REGISTRY
             .iter()
             .find(|i| i.strategy == self)
@@ -228,13 +259,14 @@ impl Strategy {
             .ok_or_else(|| {
                 format!(
                     "unknown strategy `{s}`: choose from {} (or `all`)",
-                    REGISTRY
-                        .iter()
-                        .map(|i| i.key)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Strategy::keys(&Strategy::all())
                 )
             })
+    }
+
+    /// The keys of `list`, comma-separated (`device, managed`), for sentences and help texts.
+    pub fn keys(list: &[Strategy]) -> String {
+        list.iter().map(|s| s.key()).collect::<Vec<_>>().join(", ")
     }
 
     /// Parses `device,managed` or `all`; duplicates are refused.
@@ -272,6 +304,62 @@ impl Strategy {
 impl std::fmt::Display for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.key())
+    }
+}
+
+/// Written as its registry key (`"managed+prefetch"`), as files have always held it.
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
+    }
+}
+
+/// Read from its registry key, exactly (files are written by the tool, not typed by hand).
+impl<'de> serde::Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Strategy, D::Error> {
+        let key = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        REGISTRY
+            .iter()
+            .find(|i| i.key == key)
+            .map(|i| i.strategy)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown strategy `{key}`")))
+    }
+}
+
+/// Rows compare their strategy with a key (`r.strategy == "device"`), as when it was a string.
+impl PartialEq<str> for Strategy {
+    fn eq(&self, other: &str) -> bool {
+        self.key() == other
+    }
+}
+
+impl PartialEq<&str> for Strategy {
+    fn eq(&self, other: &&str) -> bool {
+        self.key() == *other
+    }
+}
+
+impl PartialEq<String> for Strategy {
+    fn eq(&self, other: &String) -> bool {
+        self.key() == other
+    }
+}
+
+impl PartialEq<&String> for Strategy {
+    fn eq(&self, other: &&String) -> bool {
+        self.key() == other.as_str()
+    }
+}
+
+impl PartialEq<Strategy> for &str {
+    fn eq(&self, other: &Strategy) -> bool {
+        *self == other.key()
+    }
+}
+
+impl PartialEq<Strategy> for String {
+    fn eq(&self, other: &Strategy) -> bool {
+        self == other.key()
     }
 }
 
@@ -349,26 +437,7 @@ pub fn allocate(
             "an allocation of 0 bytes was requested".into(),
         ));
     }
-    Ok(match strategy {
-        Strategy::Device => Box::new(device::DeviceAlloc::new(ctx, bytes)?),
-        Strategy::Managed | Strategy::ManagedPrefetch | Strategy::ManagedAdvise => {
-            Box::new(managed::ManagedAlloc::new(ctx, strategy, bytes)?)
-        }
-        Strategy::Pinned => Box::new(pinned::PinnedAlloc::new(ctx, bytes)?),
-        Strategy::Registered => Box::new(registered::RegisteredAlloc::new(
-            ctx,
-            bytes,
-            opts.file.as_deref(),
-        )?),
-        Strategy::Pageable => Box::new(pageable::PageableAlloc::new(ctx, bytes)?),
-        Strategy::Pool => Box::new(pool::PoolAlloc::new(
-            ctx,
-            stream,
-            bytes,
-            opts.pool_release_threshold,
-        )?),
-        Strategy::Vmm => Box::new(vmm::VmmAlloc::new(ctx, bytes)?),
-    })
+    (strategy.info().new)(ctx, stream, strategy, bytes, opts)
 }
 
 /// `cuMemPrefetchAsync` of a managed range to the device (the `managed+prefetch` phase); GPU ms.
@@ -387,7 +456,6 @@ mod tests {
 
     #[test]
     fn registry_is_complete_and_parses() {
-        assert_eq!(REGISTRY.len(), 9);
         for info in REGISTRY {
             assert_eq!(Strategy::parse(info.key), Ok(info.strategy));
             assert_eq!(info.strategy.key(), info.key);
@@ -403,7 +471,24 @@ mod tests {
             e.contains("unknown strategy `cudaMalloc`") && e.contains("managed+prefetch"),
             "{e}"
         );
-        assert_eq!(Strategy::parse_list("all").unwrap().len(), 9);
+        assert_eq!(Strategy::parse_list("all").unwrap().len(), REGISTRY.len());
+        // Every key once, every variant once, and a variant's base is a strategy of its own.
+        let mut keys: Vec<&str> = REGISTRY.iter().map(|i| i.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), REGISTRY.len());
+        for info in REGISTRY {
+            assert_eq!(info.strategy.info().key, info.key);
+            if let Some(base) = info.variant_of {
+                assert!(base.info().variant_of.is_none(), "{}", info.key);
+            }
+            // Read back from the key, and compared with it as a string.
+            let back: Strategy = serde_json::from_str(&format!("\"{}\"", info.key)).unwrap();
+            assert_eq!(back, info.strategy);
+            assert!(info.strategy == info.key, "{}", info.key);
+            assert!(info.key == info.strategy, "{}", info.key);
+        }
+        assert!(serde_json::from_str::<Strategy>("\"Device\"").is_err());
         assert_eq!(
             Strategy::parse_list("device, pool").unwrap(),
             vec![Strategy::Device, Strategy::Pool]

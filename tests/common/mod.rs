@@ -205,3 +205,35 @@ pub fn repo() -> PathBuf {
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
     )
 }
+
+/// Compares `got` with the expected file `tests/fixtures/snapshots/NAME`, or writes it when
+/// `UPDATE_SNAPSHOTS` is set (after an intended change of a renderer; review the diff, then
+/// commit it). A mismatch names the first differing line.
+pub fn snapshot(name: &str, got: &str) {
+    let path = repo().join("tests/fixtures/snapshots").join(name);
+    let again = format!(
+        "after an intended change: UPDATE_SNAPSHOTS=1 cargo test --test {}",
+        env!("CARGO_CRATE_NAME")
+    );
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} ({again} writes it)", path.display()));
+    if got != want {
+        let line = got
+            .lines()
+            .zip(want.lines())
+            .position(|(g, w)| g != w)
+            .unwrap_or(got.lines().count().min(want.lines().count()));
+        panic!(
+            "{name} differs from {} at line {}:\n  got:  {:?}\n  want: {:?}\n({again})",
+            path.display(),
+            line + 1,
+            got.lines().nth(line),
+            want.lines().nth(line)
+        );
+    }
+}

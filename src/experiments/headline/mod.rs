@@ -403,8 +403,8 @@ pub fn build(inp: &Inputs, dev: i32, name: &str) -> Headline {
         .iter()
         .filter(|r| r.device == dev && r.phase == phase::ALLOC)
     {
-        if !strategies.contains(&r.strategy) {
-            strategies.push(r.strategy.clone());
+        if !strategies.contains(&r.strategy.to_string()) {
+            strategies.push(r.strategy.to_string());
         }
     }
     let big_of = |st: &str| {

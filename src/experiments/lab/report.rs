@@ -94,8 +94,8 @@ pub fn sweep_strategies(rows: &[SweepRow], dev: i32) -> Vec<String> {
         .iter()
         .filter(|r| r.device == dev && r.phase == phase::ALLOC)
     {
-        if !v.contains(&r.strategy) {
-            v.push(r.strategy.clone());
+        if !v.contains(&r.strategy.to_string()) {
+            v.push(r.strategy.to_string());
         }
     }
     v
@@ -719,7 +719,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .iter()
                     .filter(|st| {
                         rows.iter()
-                            .any(|r| r.device == dev && &r.strategy == *st && r.phase == ph)
+                            .any(|r| r.device == dev && r.strategy == *st && r.phase == ph)
                     })
                     .map(|st| {
                         let mut line = vec![st.clone()];
@@ -827,7 +827,7 @@ fn sweep(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
         for st in &strategies {
             let Some(r) = rows
                 .iter()
-                .filter(|r| r.device == dev && &r.strategy == st && r.phase == phase::ALLOC)
+                .filter(|r| r.device == dev && r.strategy == st && r.phase == phase::ALLOC)
                 .max_by_key(|r| r.bytes)
             else {
                 continue;
@@ -1022,8 +1022,8 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
         findings.group = format!("Probe, device {dev} ({name})");
         let mut strategies: Vec<String> = Vec::new();
         for x in &rows {
-            if !strategies.contains(&x.strategy) {
-                strategies.push(x.strategy.clone());
+            if !strategies.contains(&x.strategy.to_string()) {
+                strategies.push(x.strategy.to_string());
             }
         }
         let mut kinds: Vec<crate::experiments::probe::ProbeKind> = Vec::new();
@@ -1043,7 +1043,7 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
                     .iter()
                     .map(|st| {
                         rows.iter()
-                            .find(|x| &x.strategy == st && x.kind == *k)
+                            .find(|x| x.strategy == st && x.kind == *k)
                             .map(|x| x.max_bytes as f64 / GIB as f64)
                     })
                     .collect(),
@@ -1083,7 +1083,7 @@ fn probe(r: &LabResults, p: &mut Page, findings: &mut Findings) -> Result<()> {
             .iter()
             .map(|x| {
                 vec![
-                    x.strategy.clone(),
+                    x.strategy.to_string(),
                     x.kind.key().to_string(),
                     gib(x.max_bytes),
                     if x.device_free_bytes > 0 {
