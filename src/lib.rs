@@ -10,6 +10,8 @@ pub mod cli;
 #[deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 pub mod driver;
 #[forbid(unsafe_code)]
+pub mod env;
+#[forbid(unsafe_code)]
 pub mod error;
 #[forbid(unsafe_code)]
 pub mod experiments;

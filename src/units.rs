@@ -74,22 +74,7 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     }
     let lower = unit.to_ascii_lowercase();
     if matches!(lower.as_str(), "k" | "m" | "g" | "t") {
-        let u = lower.to_ascii_uppercase();
-        return Err(SizeError(format!(
-            "size `{input}` is ambiguous: write {num}{u}B ({num} x 10^{}) or {num}{u}iB ({num} x 2^{})",
-            match u.as_str() {
-                "K" => 3,
-                "M" => 6,
-                "G" => 9,
-                _ => 12,
-            },
-            match u.as_str() {
-                "K" => 10,
-                "M" => 20,
-                "G" => 30,
-                _ => 40,
-            }
-        )));
+        return Err(ambiguous(input, &num, &lower));
     }
     let Some(&(_, mult)) = UNITS.iter().find(|(u, _)| *u == lower) else {
         return Err(SizeError(format!(
@@ -97,45 +82,7 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         )));
     };
     let bytes = if let Some((int, frac)) = num.split_once('.') {
-        if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
-            return Err(SizeError(format!(
-                "size `{input}` is not a number: write it like 1.5GiB"
-            )));
-        }
-        // Exact decimal arithmetic: int * mult + frac * mult / 10^len(frac).
-        let int_v: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| too_big(input))?
-        };
-        let frac = frac.trim_end_matches('0');
-        let (frac_v, scale) = if frac.is_empty() {
-            (0u128, 1u128)
-        } else {
-            if frac.len() > 30 {
-                return Err(SizeError(format!("size `{input}` has too many decimals")));
-            }
-            (
-                frac.parse::<u128>().map_err(|_| too_big(input))?,
-                10u128.pow(frac.len() as u32),
-            )
-        };
-        let whole = int_v
-            .checked_mul(mult as u128)
-            .ok_or_else(|| too_big(input))?;
-        // frac_v * mult / scale without forming the product (up to 10^30 x 2^40 would wrap):
-        // with g = gcd(mult, scale), the bytes are whole only when scale/g divides frac_v, and then
-        // they are (frac_v / (scale/g)) * (mult/g), which is below mult.
-        let g = gcd(mult as u128, scale);
-        let (den, num_mult) = (scale / g, mult as u128 / g);
-        if !frac_v.is_multiple_of(den) {
-            return Err(SizeError(format!(
-                "size `{input}` is not a whole number of bytes"
-            )));
-        }
-        whole
-            .checked_add((frac_v / den) * num_mult)
-            .ok_or_else(|| too_big(input))?
+        decimal_bytes(input, int, frac, mult)?
     } else {
         let v: u128 = num.parse().map_err(|_| too_big(input))?;
         v.checked_mul(mult as u128).ok_or_else(|| too_big(input))?
@@ -146,6 +93,63 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         )));
     }
     u64::try_from(bytes).map_err(|_| too_big(input))
+}
+
+/// `int.frac` times `mult` in exact decimal arithmetic: `int * mult + frac * mult / 10^len(frac)`,
+/// refused when it is not a whole number of bytes or does not fit.
+fn decimal_bytes(input: &str, int: &str, frac: &str, mult: u64) -> Result<u128, SizeError> {
+    if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
+        return Err(SizeError(format!(
+            "size `{input}` is not a number: write it like 1.5GiB"
+        )));
+    }
+    let int_v: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| too_big(input))?
+    };
+    let frac = frac.trim_end_matches('0');
+    let (frac_v, scale) = if frac.is_empty() {
+        (0u128, 1u128)
+    } else {
+        if frac.len() > 30 {
+            return Err(SizeError(format!("size `{input}` has too many decimals")));
+        }
+        (
+            frac.parse::<u128>().map_err(|_| too_big(input))?,
+            10u128.pow(frac.len() as u32),
+        )
+    };
+    let whole = int_v
+        .checked_mul(mult as u128)
+        .ok_or_else(|| too_big(input))?;
+    // frac_v * mult / scale without forming the product (up to 10^30 x 2^40 would wrap):
+    // with g = gcd(mult, scale), the bytes are whole only when scale/g divides frac_v, and then
+    // they are (frac_v / (scale/g)) * (mult/g), which is below mult.
+    let g = gcd(mult as u128, scale);
+    let (den, num_mult) = (scale / g, mult as u128 / g);
+    if !frac_v.is_multiple_of(den) {
+        return Err(SizeError(format!(
+            "size `{input}` is not a whole number of bytes"
+        )));
+    }
+    whole
+        .checked_add((frac_v / den) * num_mult)
+        .ok_or_else(|| too_big(input))
+}
+
+/// `4G` and the like: the sentence naming both readings.
+fn ambiguous(input: &str, num: &str, lower: &str) -> SizeError {
+    let u = lower.to_ascii_uppercase();
+    let (dec, bin) = match u.as_str() {
+        "K" => (3, 10),
+        "M" => (6, 20),
+        "G" => (9, 30),
+        _ => (12, 40),
+    };
+    SizeError(format!(
+        "size `{input}` is ambiguous: write {num}{u}B ({num} x 10^{dec}) or {num}{u}iB ({num} x 2^{bin})"
+    ))
 }
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {
@@ -204,6 +208,66 @@ pub fn fmt_gib(bytes: f64) -> String {
     format!("{:.2}", bytes / GIB as f64)
 }
 
+/// Bytes as GiB (2^30), a number: for arithmetic and plots.
+pub fn gib_of(bytes: u64) -> f64 {
+    bytes as f64 / GIB as f64
+}
+
+/// Bytes as GiB (2^30) with `decimals` decimals, no unit: `fmt_gib_dp(3 << 29, 2)` is `1.50`.
+pub fn fmt_gib_dp(bytes: u64, decimals: usize) -> String {
+    format!("{:.decimals$}", gib_of(bytes))
+}
+
+/// A signed change in GiB (2^30) with `decimals` decimals and its sign: `+1.00`, `-0.50`.
+pub fn fmt_gib_signed(bytes: i64, decimals: usize) -> String {
+    format!("{:+.decimals$}", bytes as f64 / GIB as f64)
+}
+
+/// Bytes as GB (1e9) with `decimals` decimals, no unit: `fmt_gb_dp(1_500_000_000, 3)` is `1.500`.
+pub fn fmt_gb_dp(bytes: u64, decimals: usize) -> String {
+    format!("{:.decimals$}", bytes as f64 / GB as f64)
+}
+
+/// A size as the user gave it: whole GB (1e9 bytes, the seed preset's sizes) as "60 GB", other
+/// sizes in binary units ([`fmt_bytes`]).
+pub fn size_label(bytes: u64) -> String {
+    if bytes >= GB && bytes.is_multiple_of(GB) && !bytes.is_multiple_of(GIB) {
+        format!("{} GB", bytes / GB)
+    } else {
+        fmt_bytes(bytes)
+    }
+}
+
+/// `value`% printed with as many decimals (1 at least) as it takes for the printed number to be
+/// on the same side of `threshold` as `value` itself.
+pub fn pct_vs(value: f64, threshold: f64) -> String {
+    let above = value >= threshold;
+    for d in 1..=12 {
+        let s = format!("{value:.d$}");
+        if s.parse::<f64>().is_ok_and(|p| (p >= threshold) == above) {
+            return s;
+        }
+    }
+    format!("{value:e}")
+}
+
+/// A number with 3 significant digits (at most 4 decimals, none at 1000 and above).
+pub fn sig(v: f64) -> String {
+    let a = v.abs();
+    let d = if a >= 100.0 || a == 0.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else if a >= 0.1 {
+        3
+    } else {
+        4
+    };
+    format!("{v:.d$}")
+}
+
 /// The canonical input form of a size, which `parse_size` reads back to the same value.
 pub fn size_to_input(bytes: u64) -> String {
     for (unit, m) in [
@@ -231,6 +295,33 @@ pub fn gbps(bytes: u64, ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_never_contradict_their_threshold() {
+        assert_eq!(pct_vs(94.96, 95.0), "94.96");
+        assert_eq!(pct_vs(94.999, 95.0), "94.999");
+        assert_eq!(pct_vs(95.0, 95.0), "95.0");
+        assert_eq!(pct_vs(95.04, 95.0), "95.0");
+        assert_eq!(pct_vs(85.7, 95.0), "85.7");
+        for v in [94.95, 94.949_999, 94.950_001, 89.96, 90.0] {
+            let s = pct_vs(v, 95.0);
+            assert_eq!(s.parse::<f64>().unwrap() >= 95.0, v >= 95.0, "{v} -> {s}");
+        }
+    }
+
+    #[test]
+    fn one_formatter_per_form() {
+        assert_eq!(fmt_gib_dp(3 << 29, 2), "1.50");
+        assert_eq!(fmt_gib_dp(GIB, 3), "1.000");
+        assert_eq!(fmt_gib_signed(-(GIB as i64) / 2, 2), "-0.50");
+        assert_eq!(fmt_gib_signed(GIB as i64, 3), "+1.000");
+        assert_eq!(fmt_gb_dp(1_500_000_000, 3), "1.500");
+        assert_eq!(size_label(60 * GB), "60 GB");
+        assert_eq!(size_label(GIB), "1 GiB");
+        assert_eq!(sig(1234.4), "1234");
+        assert_eq!(sig(0.012345), "0.0123");
+        assert_eq!(sig(12.345), "12.3");
+    }
 
     #[test]
     fn units() {

@@ -510,13 +510,13 @@ pub struct InfoArgs {
 /// Runs `info` and prints it.
 pub fn main(args: InfoArgs) -> crate::error::Result<()> {
     if let Some(bytes) = args.who_sees {
+        let envelope = crate::report::envelope::Envelope::start("info");
         let drv = super::require_driver()?;
         let gpu = super::Gpu::open(&drv, args.device)?;
         let w = super::visibility::run(&gpu, bytes, crate::memory::safety::DEFAULT_HEADROOM)?;
         if args.json {
-            let text = serde_json::to_string_pretty(&w)
-                .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
-            println!("{text}");
+            let doc = crate::report::envelope::to_json(envelope.finish(false), &w)?;
+            crate::report::sink::print_stdout(doc)?;
         } else {
             print!("{}", super::visibility::render(&w));
         }
@@ -524,9 +524,8 @@ pub fn main(args: InfoArgs) -> crate::error::Result<()> {
     }
     let r = collect();
     if args.json {
-        let text = serde_json::to_string_pretty(&r)
-            .map_err(|e| crate::error::Error::Failed(e.to_string()))?;
-        crate::report::sink::print_stdout(format!("{text}\n"))?;
+        let envelope = crate::report::envelope::Envelope::start("info").finish(false);
+        crate::report::sink::print_stdout(crate::report::envelope::to_json(envelope, &r)?)?;
     } else if args.csv {
         crate::report::sink::print_stdout(crate::report::sink::to_csv(&csv_rows(&r))?)?;
     } else {

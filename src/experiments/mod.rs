@@ -2,13 +2,14 @@
 //! rows: options are parsed and checked first (bad input fails before the GPU is touched), then
 //! the experiment runs phase by phase, streaming rows into a [`crate::report::ResultSink`].
 //!
-//! This module holds what they share: opening a GPU ([`Gpu`]), choosing devices (`--device`),
-//! the environment recorded in every result file, and the interruption flag (Ctrl-C/SIGTERM end
-//! the current phase, free everything, write what was measured, exit 130).
+//! This module holds what they share: opening a GPU ([`Gpu`]) and the interruption flag
+//! (Ctrl-C/SIGTERM end the current phase, free everything, write what was measured, exit 130).
+//! Choosing devices (`--device`) is `crate::cli::DeviceSel` and the environment recorded in every
+//! result file is `crate::env`, both below the experiments (re-exported here under their old paths).
 
 pub mod cache;
 pub mod compare;
-pub mod env;
+pub mod headline;
 pub mod info;
 pub mod lab;
 pub mod layout;
@@ -18,6 +19,12 @@ pub mod selftest;
 pub mod sweep;
 pub mod visibility;
 pub mod watch;
+
+/// `--device` moved to the command-line layer; the old path stays valid.
+pub use crate::cli::DeviceSel;
+/// The environment moved below the experiments (`crate::env`, the planner reads it too); the
+/// old path stays valid.
+pub use crate::env;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,44 +83,6 @@ pub fn check_interrupt() -> Result<()> {
         Err(Error::Interrupted)
     } else {
         Ok(())
-    }
-}
-
-/// `--device N` or `--device all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceSel {
-    One(i32),
-    All,
-}
-
-impl DeviceSel {
-    pub fn parse(s: &str) -> std::result::Result<DeviceSel, String> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("all") {
-            return Ok(DeviceSel::All);
-        }
-        t.parse::<i32>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(DeviceSel::One)
-            .ok_or_else(|| format!("device `{s}` is not a device number: give 0, 1, ... or `all`"))
-    }
-
-    /// The ordinals this selection names on a host with `count` devices.
-    pub fn resolve(self, count: i32) -> Result<Vec<i32>> {
-        match self {
-            // The request was fine (the default device included); the machine has no GPU: exit 1.
-            DeviceSel::All | DeviceSel::One(_) if count <= 0 => Err(Error::Failed(
-                "no CUDA device found: this command needs a GPU".into(),
-            )),
-            DeviceSel::All => Ok((0..count).collect()),
-            DeviceSel::One(n) if n < count => Ok(vec![n]),
-            DeviceSel::One(n) => Err(Error::usage(format!(
-                "device {n} does not exist: this host has {count} CUDA device{} (0..{})",
-                if count == 1 { "" } else { "s" },
-                count - 1
-            ))),
-        }
     }
 }
 

@@ -304,6 +304,144 @@ pub fn load_config(path: &Path) -> Result<LoadedConfig, PlanError> {
     parse_config(&text, &path.display().to_string())
 }
 
+/// Whether the lm head shares the embedding matrix (`tie_word_embeddings`, in the language
+/// model's part or at the top), with a note when it is assumed.
+fn tie_embeddings(cfg: &Value, root: &Value, gemma: bool, notes: &mut Vec<String>) -> bool {
+    match cfg
+        .get("tie_word_embeddings")
+        .or_else(|| root.get("tie_word_embeddings"))
+        .and_then(Value::as_bool)
+    {
+        Some(t) => t,
+        // Gemma configs omit it and rely on the class default, True.
+        None if gemma => true,
+        None => {
+            notes.push(
+                "config has no tie_word_embeddings: assumed false (a separate lm head, the larger count)"
+                    .to_string(),
+            );
+            false
+        }
+    }
+}
+
+/// The language model's part of a config.json, with the file's name for the error sentences.
+struct Cfg<'a> {
+    cfg: &'a Value,
+    origin: &'a str,
+}
+
+impl Cfg<'_> {
+    /// A positive whole number, or `None` when absent or null; anything else is refused.
+    fn get_u64(&self, key: &str) -> Result<Option<u64>, PlanError> {
+        let origin = self.origin;
+        match self.cfg.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(0) => Err(PlanError::Config(format!(
+                    "config `{origin}` has `{key}` = 0: it must be a positive whole number"
+                ))),
+                Some(n) => Ok(Some(n)),
+                None => Err(PlanError::Config(format!(
+                    "config `{origin}` has `{key}` = {v}, not a positive whole number: fix the value"
+                ))),
+            },
+        }
+    }
+
+    /// A required positive whole number.
+    fn need(&self, key: &str) -> Result<u64, PlanError> {
+        let origin = self.origin;
+        self.get_u64(key)?.ok_or_else(|| {
+            PlanError::Config(format!(
+                "config `{origin}` is missing `{key}`: add it (a decoder model's config.json has it) or use --params instead"
+            ))
+        })
+    }
+
+    /// (key/value heads, head dimension), with a note when the key/value heads are assumed.
+    fn attention(
+        &self,
+        hidden: u64,
+        heads: u64,
+        notes: &mut Vec<String>,
+    ) -> Result<(u64, u64), PlanError> {
+        let origin = self.origin;
+        let kv_heads = match self.get_u64("num_key_value_heads")? {
+            Some(n) => n,
+            None => {
+                notes.push(format!(
+                    "config has no num_key_value_heads: assumed {heads} (multi-head attention, as Hugging Face does)"
+                ));
+                heads
+            }
+        };
+        let head_dim = match self.get_u64("head_dim")? {
+            Some(d) => d,
+            None => {
+                if !hidden.is_multiple_of(heads) {
+                    return Err(PlanError::Config(format!(
+                        "config `{origin}` has no `head_dim` and hidden_size {hidden} is not divisible by num_attention_heads {heads}: add head_dim"
+                    )));
+                }
+                hidden / heads
+            }
+        };
+        Ok((kv_heads, head_dim))
+    }
+
+    /// (experts in total, experts per token, the intermediate size of one expert's MLP); one
+    /// expert and the dense MLP for a dense model.
+    fn experts(&self) -> Result<(u64, u64, u64), PlanError> {
+        let origin = self.origin;
+        let experts_total = match self.get_u64("num_local_experts")? {
+            Some(n) => n,
+            None => self.get_u64("num_experts")?.unwrap_or(1),
+        };
+        if experts_total <= 1 {
+            return Ok((1, 1, self.need("intermediate_size")?));
+        }
+        let experts_active = match self.get_u64("num_experts_per_tok")? {
+            Some(n) => n,
+            None => self.get_u64("experts_per_token")?.ok_or_else(|| {
+                PlanError::Config(format!(
+                    "config `{origin}` has {experts_total} experts but no `num_experts_per_tok`: add it"
+                ))
+            })?,
+        };
+        let intermediate = match self.get_u64("moe_intermediate_size")? {
+            Some(n) => n,
+            None => self.need("intermediate_size")?,
+        };
+        Ok((experts_total, experts_active, intermediate))
+    }
+
+    /// How many of `layers` attend within the sliding `window`.
+    fn sliding_layers(&self, window: Option<u64>, gemma: bool, layers: u64) -> u64 {
+        let use_sliding = self
+            .cfg
+            .get("use_sliding_window")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        match (
+            window,
+            self.cfg.get("layer_types").and_then(Value::as_array),
+        ) {
+            (None, _) => 0,
+            (Some(_), Some(types)) => types
+                .iter()
+                .filter(|t| t.as_str() == Some("sliding_attention"))
+                .count() as u64,
+            // Gemma 2: even-numbered layers are local (HF Gemma2DecoderLayer: is_sliding = not
+            // layer_idx % 2).
+            (Some(_), None) if gemma => layers.div_ceil(2),
+            // Mistral-style: every layer slides, unless the config turns it off (Qwen2).
+            (Some(_), None) if use_sliding => layers,
+            (Some(_), None) => 0,
+        }
+    }
+}
+
 /// Reads the text of a Hugging Face style `config.json`; `origin` names it in errors.
 pub fn parse_config(text: &str, origin: &str) -> Result<LoadedConfig, PlanError> {
     let mut notes = Vec::new();
@@ -326,75 +464,15 @@ pub fn parse_config(text: &str, origin: &str) -> Result<LoadedConfig, PlanError>
     } else {
         &root
     };
-    let get_u64 = |key: &str| -> Result<Option<u64>, PlanError> {
-        match cfg.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(0) => Err(PlanError::Config(format!(
-                    "config `{origin}` has `{key}` = 0: it must be a positive whole number"
-                ))),
-                Some(n) => Ok(Some(n)),
-                None => Err(PlanError::Config(format!(
-                    "config `{origin}` has `{key}` = {v}, not a positive whole number: fix the value"
-                ))),
-            },
-        }
-    };
-    let need = |key: &str| -> Result<u64, PlanError> {
-        get_u64(key)?.ok_or_else(|| {
-            PlanError::Config(format!(
-                "config `{origin}` is missing `{key}`: add it (a decoder model's config.json has it) or use --params instead"
-            ))
-        })
-    };
+    let c = Cfg { cfg, origin };
+    let get_u64 = |key: &str| c.get_u64(key);
+    let need = |key: &str| c.need(key);
     let hidden = need("hidden_size")?;
     let layers = need("num_hidden_layers")?;
     let heads = need("num_attention_heads")?;
     let vocab = need("vocab_size")?;
-    let kv_heads = match get_u64("num_key_value_heads")? {
-        Some(n) => n,
-        None => {
-            notes.push(format!(
-                "config has no num_key_value_heads: assumed {heads} (multi-head attention, as Hugging Face does)"
-            ));
-            heads
-        }
-    };
-    let head_dim = match get_u64("head_dim")? {
-        Some(d) => d,
-        None => {
-            if hidden % heads != 0 {
-                return Err(PlanError::Config(format!(
-                    "config `{origin}` has no `head_dim` and hidden_size {hidden} is not divisible by num_attention_heads {heads}: add head_dim"
-                )));
-            }
-            hidden / heads
-        }
-    };
-    let experts_total = match get_u64("num_local_experts")? {
-        Some(n) => n,
-        None => get_u64("num_experts")?.unwrap_or(1),
-    };
-    let experts_active = if experts_total > 1 {
-        match get_u64("num_experts_per_tok")? {
-            Some(n) => n,
-            None => get_u64("experts_per_token")?.ok_or_else(|| {
-                PlanError::Config(format!(
-                    "config `{origin}` has {experts_total} experts but no `num_experts_per_tok`: add it"
-                ))
-            })?,
-        }
-    } else {
-        1
-    };
-    let intermediate = if experts_total > 1 {
-        match get_u64("moe_intermediate_size")? {
-            Some(n) => n,
-            None => need("intermediate_size")?,
-        }
-    } else {
-        need("intermediate_size")?
-    };
+    let (kv_heads, head_dim) = c.attention(hidden, heads, &mut notes)?;
+    let (experts_total, experts_active, intermediate) = c.experts()?;
     if kv_heads > heads || heads % kv_heads != 0 {
         return Err(PlanError::Config(format!(
             "config `{origin}` has num_key_value_heads {kv_heads}, which does not divide num_attention_heads {heads}: fix one of them"
@@ -411,40 +489,9 @@ pub fn parse_config(text: &str, origin: &str) -> Result<LoadedConfig, PlanError>
         .unwrap_or("")
         .to_ascii_lowercase();
     let gemma = model_type.starts_with("gemma2") || model_type.starts_with("gemma3");
-    let tie = match cfg
-        .get("tie_word_embeddings")
-        .or_else(|| root.get("tie_word_embeddings"))
-        .and_then(Value::as_bool)
-    {
-        Some(t) => t,
-        // Gemma configs omit it and rely on the class default, True.
-        None if gemma => true,
-        None => {
-            notes.push(
-                "config has no tie_word_embeddings: assumed false (a separate lm head, the larger count)"
-                    .to_string(),
-            );
-            false
-        }
-    };
+    let tie = tie_embeddings(cfg, &root, gemma, &mut notes);
     let window = get_u64("sliding_window")?;
-    let use_sliding = cfg
-        .get("use_sliding_window")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let sliding_layers = match (window, cfg.get("layer_types").and_then(Value::as_array)) {
-        (None, _) => 0,
-        (Some(_), Some(types)) => types
-            .iter()
-            .filter(|t| t.as_str() == Some("sliding_attention"))
-            .count() as u64,
-        // Gemma 2: even-numbered layers are local (HF Gemma2DecoderLayer: is_sliding = not
-        // layer_idx % 2).
-        (Some(_), None) if gemma => layers.div_ceil(2),
-        // Mistral-style: every layer slides, unless the config turns it off (Qwen2).
-        (Some(_), None) if use_sliding => layers,
-        (Some(_), None) => 0,
-    };
+    let sliding_layers = c.sliding_layers(window, gemma, layers);
     let name = root
         .get("_name_or_path")
         .and_then(Value::as_str)

@@ -105,7 +105,7 @@ fn parse_target(s: &str) -> std::result::Result<Target, String> {
 
 /// This machine's GPU 0 as a target, from the same estimate `info` shows; `None` without a GPU.
 pub fn device_target() -> Option<Target> {
-    let env = crate::experiments::env::Environment::collect(Some(&[0]));
+    let env = crate::env::Environment::collect(Some(&[0]));
     let d = env.devices.first()?;
     Some(Target {
         name: format!("device 0 ({})", d.name),

@@ -574,12 +574,12 @@ pub fn largest(cap: u64, cap_limit: Limit, fits: impl Fn(u64) -> bool) -> Option
 
 /// Bytes as GB (1e9) with three decimals.
 pub fn fmt_gb(bytes: u64) -> String {
-    format!("{:.3}", bytes as f64 / GB as f64)
+    crate::units::fmt_gb_dp(bytes, 3)
 }
 
 /// Bytes as GiB (2^30) with three decimals.
 pub fn fmt_gib(bytes: u64) -> String {
-    format!("{:.3}", bytes as f64 / GIB as f64)
+    crate::units::fmt_gib_dp(bytes, 3)
 }
 
 /// A count with thousands separators (`70,553,706,496`), rounded to a whole number.

@@ -389,38 +389,7 @@ fn assumptions() -> Vec<String> {
 
 /// Plans memory for `opts`.
 pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
-    if opts.context == 0 || opts.context > CONTEXT_SEARCH_CAP {
-        return Err(PlanError::Input(format!(
-            "--context {} is out of range: give 1 to {} tokens",
-            opts.context,
-            fmt_count(CONTEXT_SEARCH_CAP as f64)
-        )));
-    }
-    if opts.batch == 0 || opts.batch > BATCH_SEARCH_CAP {
-        return Err(PlanError::Input(format!(
-            "--batch {} is out of range: give 1 to {}",
-            opts.batch,
-            fmt_count(BATCH_SEARCH_CAP as f64)
-        )));
-    }
-    if opts.lora_rank == 0 {
-        return Err(PlanError::Input(
-            "LoRA rank 0 has no adapters: give a rank of at least 1 (commonly 8 to 64)".to_string(),
-        ));
-    }
-    if opts.target.bytes == 0 {
-        return Err(PlanError::Target(format!(
-            "target `{}` has 0 bytes: give a profile or a positive size like 80GB",
-            opts.target.name
-        )));
-    }
-    if opts.target.budget_bytes() == 0 {
-        return Err(PlanError::Target(format!(
-            "target `{}` leaves nothing after the {} GiB host headroom of a unified-memory target: give a larger size",
-            opts.target.name,
-            UNIFIED_HOST_HEADROOM_BYTES / GIB
-        )));
-    }
+    check_options(opts)?;
     let (model, mut notes) = resolve_model(opts)?;
     let arch = &model.architecture;
     let budget = opts.target.budget_bytes();
@@ -444,47 +413,12 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
             "full fine-tuning needs a training precision: add fp32, tf32, fp16 or bf16 to the precisions".to_string(),
         ));
     }
-    let checkpointing: Vec<bool> = match opts.gradient_checkpointing {
-        Some(c) => vec![c],
-        None => vec![true, false],
-    };
-
-    let mut kinds = Vec::new();
-    if opts.workload.includes(Workload::Inference) {
-        kinds.extend(inference_precisions.iter().map(|&weights| Kind::Inference {
-            weights,
-            kv: opts.kv_dtype,
-        }));
-    }
-    if opts.workload.includes(Workload::FullFinetune) {
-        if training_precisions.is_empty() {
-            notes.push(
-                "full fine-tuning skipped: none of the requested precisions is a training format (fp32, tf32, fp16, bf16)".to_string(),
-            );
-        }
-        for &precision in &training_precisions {
-            for &c in &checkpointing {
-                kinds.push(Kind::FullFinetune {
-                    precision,
-                    checkpointing: c,
-                });
-            }
-        }
-    }
-    if opts.workload.includes(Workload::Lora) {
-        kinds.extend(
-            checkpointing
-                .iter()
-                .map(|&c| Kind::Lora { checkpointing: c }),
-        );
-    }
-    if opts.workload.includes(Workload::Qlora) {
-        kinds.extend(
-            checkpointing
-                .iter()
-                .map(|&c| Kind::Qlora { checkpointing: c }),
-        );
-    }
+    let kinds = scenario_kinds(
+        opts,
+        &inference_precisions,
+        &training_precisions,
+        &mut notes,
+    );
     let estimates: Vec<Estimate> = kinds
         .into_iter()
         .map(|kind| {
@@ -498,38 +432,7 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
         })
         .collect();
 
-    if let Some(max) = arch.max_context
-        && opts.context > max
-    {
-        notes.push(format!(
-            "context {} is beyond {}'s trained maximum of {max} tokens: the memory figures hold, the model's quality there does not",
-            opts.context, arch.name
-        ));
-    }
-    if let Some(w) = arch.sliding_window
-        && arch.sliding_layers > 0
-    {
-        let full = 2.0
-            * (arch.layers * opts.context) as f64
-            * (arch.kv_heads * arch.head_dim) as f64
-            * opts.batch as f64
-            * opts.kv_dtype.bytes_per_param();
-        notes.push(format!(
-            "{} of {}'s {} layers attend within a {w}-token sliding window: the KV cache counts min(context, {w}) tokens on those layers, which is exact for caches that keep only the window (Hugging Face HybridCache, vLLM's hybrid KV cache manager); an engine that keeps the full context on every layer needs {} GB of KV cache here",
-            arch.sliding_layers,
-            arch.name,
-            arch.layers,
-            fmt_gb(full.round() as u64)
-        ));
-    }
-    if arch.is_moe() {
-        notes.push(format!(
-            "mixture of experts: all {} experts per layer are resident; activations and the inference workspace count the {} experts each token is routed to ({} active parameters)",
-            arch.experts_total,
-            arch.experts_active,
-            fmt_count(model.active_params)
-        ));
-    }
+    notes.extend(shape_notes(opts, &model));
 
     let precisions = inference_precisions
         .iter()
@@ -564,4 +467,133 @@ pub fn plan(opts: &PlanOptions) -> Result<PlanReport, PlanError> {
         assumptions: assumptions(),
         model,
     })
+}
+
+/// The options' ranges, checked before anything is computed: one sentence each.
+fn check_options(opts: &PlanOptions) -> Result<(), PlanError> {
+    if opts.context == 0 || opts.context > CONTEXT_SEARCH_CAP {
+        return Err(PlanError::Input(format!(
+            "--context {} is out of range: give 1 to {} tokens",
+            opts.context,
+            fmt_count(CONTEXT_SEARCH_CAP as f64)
+        )));
+    }
+    if opts.batch == 0 || opts.batch > BATCH_SEARCH_CAP {
+        return Err(PlanError::Input(format!(
+            "--batch {} is out of range: give 1 to {}",
+            opts.batch,
+            fmt_count(BATCH_SEARCH_CAP as f64)
+        )));
+    }
+    if opts.lora_rank == 0 {
+        return Err(PlanError::Input(
+            "LoRA rank 0 has no adapters: give a rank of at least 1 (commonly 8 to 64)".to_string(),
+        ));
+    }
+    if opts.target.bytes == 0 {
+        return Err(PlanError::Target(format!(
+            "target `{}` has 0 bytes: give a profile or a positive size like 80GB",
+            opts.target.name
+        )));
+    }
+    if opts.target.budget_bytes() == 0 {
+        return Err(PlanError::Target(format!(
+            "target `{}` leaves nothing after the {} GiB host headroom of a unified-memory target: give a larger size",
+            opts.target.name,
+            UNIFIED_HOST_HEADROOM_BYTES / GIB
+        )));
+    }
+    Ok(())
+}
+
+/// The scenarios to estimate: inference per format, full fine-tuning per training format, LoRA
+/// and QLoRA, each with and without gradient checkpointing unless one was asked for.
+fn scenario_kinds(
+    opts: &PlanOptions,
+    inference_precisions: &[Precision],
+    training_precisions: &[Precision],
+    notes: &mut Vec<String>,
+) -> Vec<Kind> {
+    let checkpointing: Vec<bool> = match opts.gradient_checkpointing {
+        Some(c) => vec![c],
+        None => vec![true, false],
+    };
+
+    let mut kinds = Vec::new();
+    if opts.workload.includes(Workload::Inference) {
+        kinds.extend(inference_precisions.iter().map(|&weights| Kind::Inference {
+            weights,
+            kv: opts.kv_dtype,
+        }));
+    }
+    if opts.workload.includes(Workload::FullFinetune) {
+        if training_precisions.is_empty() {
+            notes.push(
+                "full fine-tuning skipped: none of the requested precisions is a training format (fp32, tf32, fp16, bf16)".to_string(),
+            );
+        }
+        for &precision in training_precisions {
+            for &c in &checkpointing {
+                kinds.push(Kind::FullFinetune {
+                    precision,
+                    checkpointing: c,
+                });
+            }
+        }
+    }
+    if opts.workload.includes(Workload::Lora) {
+        kinds.extend(
+            checkpointing
+                .iter()
+                .map(|&c| Kind::Lora { checkpointing: c }),
+        );
+    }
+    if opts.workload.includes(Workload::Qlora) {
+        kinds.extend(
+            checkpointing
+                .iter()
+                .map(|&c| Kind::Qlora { checkpointing: c }),
+        );
+    }
+    kinds
+}
+
+/// What the model's shape means for the figures: past its trained context, sliding-window
+/// layers, mixture of experts.
+fn shape_notes(opts: &PlanOptions, model: &ModelSummary) -> Vec<String> {
+    let arch = &model.architecture;
+    let mut notes = Vec::new();
+    if let Some(max) = arch.max_context
+        && opts.context > max
+    {
+        notes.push(format!(
+            "context {} is beyond {}'s trained maximum of {max} tokens: the memory figures hold, the model's quality there does not",
+            opts.context, arch.name
+        ));
+    }
+    if let Some(w) = arch.sliding_window
+        && arch.sliding_layers > 0
+    {
+        let full = 2.0
+            * (arch.layers * opts.context) as f64
+            * (arch.kv_heads * arch.head_dim) as f64
+            * opts.batch as f64
+            * opts.kv_dtype.bytes_per_param();
+        notes.push(format!(
+            "{} of {}'s {} layers attend within a {w}-token sliding window: the KV cache counts min(context, {w}) tokens on those layers, which is exact for caches that keep only the window (Hugging Face HybridCache, vLLM's hybrid KV cache manager); an engine that keeps the full context on every layer needs {} GB of KV cache here",
+            arch.sliding_layers,
+            arch.name,
+            arch.layers,
+            fmt_gb(full.round() as u64)
+        ));
+    }
+    if arch.is_moe() {
+        notes.push(format!(
+            "mixture of experts: all {} experts per layer are resident; activations and the inference workspace count the {} experts each token is routed to ({} active parameters)",
+            arch.experts_total,
+            arch.experts_active,
+            fmt_count(model.active_params)
+        ));
+    }
+    notes
 }

@@ -105,12 +105,33 @@ fn verdict_sentence(e: &Estimate) -> String {
 
 /// The plan as text: the short answer, plus the long form when `verbose`.
 pub fn render_text(r: &PlanReport, verbose: bool) -> String {
+    let mut out = verdict_lines(r);
+    out.push_str(&estimates_table(r));
+    out.push_str(&weights_section(r));
+    if !r.notes.is_empty() {
+        out.push('\n');
+        for n in &r.notes {
+            out.push_str(&bullet(n));
+        }
+    }
+
+    if !verbose {
+        out.push_str(
+            "\n-v (--verbose): shape, formulas line by line, capacity matrix, assumptions\n",
+        );
+        return out;
+    }
+
+    out.push_str(&render_details(r));
+    out
+}
+
+/// The question, the verdict, the budget and the settings: the opening lines.
+fn verdict_lines(r: &PlanReport) -> String {
     let mut out = String::new();
     let m = &r.model;
     let t = &r.target;
     let s = &r.settings;
-    let one_precision = r.precisions.len() == 1;
-
     // The question and the verdict first.
     let formats = match r.precisions.as_slice() {
         [p] => format!(", {} weights", p.precision),
@@ -167,7 +188,7 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
             "  ",
         ));
     }
-    let gib1 = |b: u64| format!("{:.1}", b as f64 / GIB as f64);
+    let gib1 = |b: u64| crate::units::fmt_gib_dp(b, 1);
     let budget = if t.target.unified {
         format!(
             "budget: {} GB ({} GiB) less {} GiB host headroom = {} GB ({} GiB)",
@@ -196,52 +217,66 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
         WIDTH,
         "  ",
     ));
+    out
+}
 
-    if !r.estimates.is_empty() {
-        let mut marks = Vec::new();
-        let mut st = new_table(&[
-            "workload",
-            "GB",
-            "% budget",
-            "verdict",
-            "max ctx",
-            "max batch",
-        ]);
-        for e in &r.estimates {
-            st.add_row(vec![
-                short_label(e, one_precision),
-                gb1(e.total_bytes),
-                format!("{:.1}", e.budget_percent),
-                e.verdict.as_str().to_string(),
-                largest(&e.largest_context, &mut marks),
-                largest(&e.largest_batch, &mut marks),
-            ]);
-        }
-        out.push('\n');
-        out.push_str(&st.to_string());
-        out.push('\n');
-        let mut legend = format!(
-            "max ctx: largest context that fits (tokens); max batch: at {} tokens",
-            fmt_count(s.context as f64)
-        );
-        for mark in marks {
-            legend.push_str("; ");
-            legend.push_str(mark);
-        }
-        out.push_str(&wrap(&legend, WIDTH, "  "));
-        let training = r
-            .estimates
-            .iter()
-            .any(|e| e.gradient_checkpointing.is_some());
-        if training {
-            out.push_str(&wrap(
-                "ckpt: gradient checkpointing; LoRA on a bf16 base, QLoRA on nf4; AdamW",
-                WIDTH,
-                "  ",
-            ));
-        }
+/// One line per estimate: GB, share of the budget, verdict, the largest context and batch, with
+/// the legend under it.
+fn estimates_table(r: &PlanReport) -> String {
+    let mut out = String::new();
+    if r.estimates.is_empty() {
+        return out;
     }
+    let s = &r.settings;
+    let one_precision = r.precisions.len() == 1;
+    let mut marks = Vec::new();
+    let mut st = new_table(&[
+        "workload",
+        "GB",
+        "% budget",
+        "verdict",
+        "max ctx",
+        "max batch",
+    ]);
+    for e in &r.estimates {
+        st.add_row(vec![
+            short_label(e, one_precision),
+            gb1(e.total_bytes),
+            format!("{:.1}", e.budget_percent),
+            e.verdict.as_str().to_string(),
+            largest(&e.largest_context, &mut marks),
+            largest(&e.largest_batch, &mut marks),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&st.to_string());
+    out.push('\n');
+    let mut legend = format!(
+        "max ctx: largest context that fits (tokens); max batch: at {} tokens",
+        fmt_count(s.context as f64)
+    );
+    for mark in marks {
+        legend.push_str("; ");
+        legend.push_str(mark);
+    }
+    out.push_str(&wrap(&legend, WIDTH, "  "));
+    let training = r
+        .estimates
+        .iter()
+        .any(|e| e.gradient_checkpointing.is_some());
+    if training {
+        out.push_str(&wrap(
+            "ckpt: gradient checkpointing; LoRA on a bf16 base, QLoRA on nf4; AdamW",
+            WIDTH,
+            "  ",
+        ));
+    }
+    out
+}
 
+/// The weights: one line for one format, a table for several.
+fn weights_section(r: &PlanReport) -> String {
+    let mut out = String::new();
     if let [p] = r.precisions.as_slice() {
         out.push_str(&wrap(
             &format!(
@@ -268,22 +303,6 @@ pub fn render_text(r: &PlanReport, verbose: bool) -> String {
         out.push_str(&pt.to_string());
         out.push('\n');
     }
-
-    if !r.notes.is_empty() {
-        out.push('\n');
-        for n in &r.notes {
-            out.push_str(&bullet(n));
-        }
-    }
-
-    if !verbose {
-        out.push_str(
-            "\n-v (--verbose): shape, formulas line by line, capacity matrix, assumptions\n",
-        );
-        return out;
-    }
-
-    out.push_str(&render_details(r));
     out
 }
 

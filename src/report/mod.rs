@@ -2,7 +2,8 @@
 //! atomically and rewritten after every finished row so that a crash loses at most the row in
 //! progress; plus the shared helpers for human tables and progress bars.
 
-pub mod headline;
+pub mod diag;
+pub mod envelope;
 pub mod html;
 pub mod markdown;
 pub mod plots;

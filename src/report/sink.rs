@@ -25,18 +25,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// A result document: the environment, the rows, what was skipped and why.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Document<R, E> {
-    pub schema: String,
-    pub schema_version: u32,
-    pub tool_version: String,
-    /// The subcommand that produced it (`sweep`, `probe`...).
-    pub experiment: String,
-    /// The command line, for reproduction.
-    pub command_line: Vec<String>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    /// False while running and when interrupted.
-    pub complete: bool,
-    pub interrupted: bool,
+    /// `schema`, `schema_version`, `tool_version`, `experiment`, `command_line`, `started_at`,
+    /// `finished_at`, `complete`, `interrupted`: the top-level fields of every result document.
+    #[serde(flatten)]
+    pub envelope: crate::report::envelope::Envelope,
     pub environment: E,
     pub rows: Vec<R>,
     /// `strategy@size: reason` for every combination that was not run.
@@ -94,15 +86,7 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
         }
         let sink = ResultSink {
             doc: Document {
-                schema: SCHEMA.into(),
-                schema_version: SCHEMA_VERSION,
-                tool_version: env!("CARGO_PKG_VERSION").into(),
-                experiment: experiment.into(),
-                command_line: command_line(),
-                started_at: now_rfc3339(),
-                finished_at: None,
-                complete: false,
-                interrupted: false,
+                envelope: crate::report::envelope::Envelope::start(experiment),
                 environment,
                 rows: Vec::new(),
                 skipped: Vec::new(),
@@ -141,9 +125,9 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
 
     /// Marks the document finished (or interrupted) and writes it a last time.
     pub fn finish(&mut self, interrupted: bool) -> Result<()> {
-        self.doc.finished_at = Some(now_rfc3339());
-        self.doc.complete = !interrupted;
-        self.doc.interrupted = interrupted;
+        self.doc.envelope.finished_at = Some(now_rfc3339());
+        self.doc.envelope.complete = !interrupted;
+        self.doc.envelope.interrupted = interrupted;
         self.flush_final()
     }
 
@@ -153,20 +137,20 @@ impl<R: Serialize + Clone, E: Serialize + Clone> ResultSink<R, E> {
     /// file untouched.
     pub fn finish_run<T>(&mut self, result: &Result<T>, interrupted: bool) -> Result<()> {
         let interrupted = interrupted || matches!(result, Err(Error::Interrupted));
-        self.doc.finished_at = Some(now_rfc3339());
-        self.doc.interrupted = interrupted;
+        self.doc.envelope.finished_at = Some(now_rfc3339());
+        self.doc.envelope.interrupted = interrupted;
         self.doc.error = match result {
             Err(e) if !matches!(e, Error::Interrupted) => Some(e.to_string()),
             _ => None,
         };
-        self.doc.complete = !interrupted && self.doc.error.is_none();
+        self.doc.envelope.complete = !interrupted && self.doc.error.is_none();
         self.flush_final()
     }
 
     /// The last write: a finished document is always written; an unfinished one only when it
     /// holds rows.
     fn flush_final(&self) -> Result<()> {
-        if self.doc.complete {
+        if self.doc.envelope.complete {
             self.write()
         } else {
             self.flush()
@@ -491,7 +475,7 @@ mod tests {
         assert_eq!(mid.rows.len(), 1);
         s.finish(false).unwrap();
         let done: Document<R, String> = read_document(&path).unwrap();
-        assert!(done.complete && done.finished_at.is_some());
+        assert!(done.envelope.complete && done.envelope.finished_at.is_some());
         // No temporary file left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -524,7 +508,7 @@ mod tests {
         s.finish_run::<()>(&Err(Error::Failed("cuMemAlloc failed".into())), false)
             .unwrap();
         let d: Document<R, String> = read_document(&path).unwrap();
-        assert!(!d.complete && !d.interrupted);
+        assert!(!d.envelope.complete && !d.envelope.interrupted);
         assert_eq!(d.error.as_deref(), Some("cuMemAlloc failed"));
         // Interrupted after a row: not complete, no error.
         let mut s: ResultSink<R, String> =
@@ -532,7 +516,7 @@ mod tests {
         s.push(row()).unwrap();
         s.finish_run::<()>(&Ok(()), true).unwrap();
         let d: Document<R, String> = read_document(&path).unwrap();
-        assert!(!d.complete && d.interrupted && d.error.is_none());
+        assert!(!d.envelope.complete && d.envelope.interrupted && d.error.is_none());
         // Everything skipped, nothing measured: the request cannot be met (exit 2).
         let mut s: ResultSink<R, String> = ResultSink::new("test", "env".into(), None).unwrap();
         s.skip("managed@200 GB: refused by the safety ceiling".into())

@@ -2,7 +2,7 @@
 //! READMEs unchanged) with units in their headers, and a progress bar on
 //! stderr (indicatif) that hides itself when stderr is not a terminal or with `--quiet`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use comfy_table::presets::ASCII_MARKDOWN;
 use comfy_table::{ContentArrangement, Table};
@@ -30,30 +30,31 @@ pub fn bullet_section(title: &str, items: &[String]) -> String {
 }
 
 /// A progress bar over a known number of steps.
+///
+/// A hidden one (quiet, or stderr not a terminal) prints nothing, not even through `println`: its
+/// warnings go through [`crate::report::diag`], which finds the drawn bar, if any.
 pub struct Progress {
     bar: indicatif::ProgressBar,
-    /// The bar is drawn (not quiet, stderr a terminal); a hidden indicatif bar prints nothing,
-    /// so warnings then go to stderr directly.
-    visible: bool,
 }
 
 impl Progress {
     /// A bar of `total` steps; hidden when `quiet` or when stderr is not a terminal.
     pub fn new(total: u64, quiet: bool) -> Progress {
         let visible = !quiet && std::io::stderr().is_terminal();
-        let bar = if !visible {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let b = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-            ) {
-                b.set_style(style);
-            }
-            b.enable_steady_tick(std::time::Duration::from_millis(200));
-            b
-        };
-        Progress { bar, visible }
+        if !visible {
+            return Progress {
+                bar: indicatif::ProgressBar::hidden(),
+            };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        crate::report::diag::register_bar(&bar);
+        Progress { bar }
     }
 
     pub fn message(&self, msg: impl Into<String>) {
@@ -70,14 +71,10 @@ impl Progress {
         self.bar.println(line.as_ref());
     }
 
-    /// A warning (such as what `--force` lifted): always reaches stderr, bar or not, quiet or not.
+    /// A warning (such as what `--force` lifted): always reaches stderr, bar or not, quiet or
+    /// not, through the one diagnostics channel ([`crate::report::diag::warn`]).
     pub fn warn(&self, line: impl AsRef<str>) {
-        if self.visible {
-            self.bar.println(line.as_ref());
-        } else {
-            // A closed stderr must not panic (eprintln! would): the warning is then lost.
-            let _ = writeln!(std::io::stderr(), "{}", line.as_ref());
-        }
+        crate::report::diag::warn(line.as_ref());
     }
 
     pub fn finish(&self) {

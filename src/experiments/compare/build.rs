@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use super::input::{columns, input_name};
+use crate::experiments::headline;
 use crate::experiments::lab::comparable::{
     Column, CompareCtx, CompareOut, CompareReport, CompareRow, FactRow, HeadlineTable, Input, row,
 };
 use crate::experiments::lab::registry;
 use crate::experiments::lab::{self, AccountingSnapshot};
-use crate::report::headline;
 use crate::report::sink::now_rfc3339;
 use crate::report::{SCHEMA, SCHEMA_VERSION};
 use crate::units::GIB;

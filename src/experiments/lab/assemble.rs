@@ -54,9 +54,9 @@ pub fn assemble(
         probe.as_ref(),
     );
     if let Some(d) = &sweep {
-        r.started_at = d.started_at.clone();
-        r.finished_at = d.finished_at.clone();
-        r.command_line = d.command_line.clone();
+        r.started_at = d.envelope.started_at.clone();
+        r.finished_at = d.envelope.finished_at.clone();
+        r.command_line = d.envelope.command_line.clone();
         let mut section = Section::default();
         section.absorb(d);
         r.sweep = Some(section);
@@ -120,7 +120,7 @@ fn settings(
     if let Some(d) = sweep {
         scaled.push(format!(
             "the sweep's command line: `{}`",
-            d.command_line.join(" ")
+            d.envelope.command_line.join(" ")
         ));
     }
     LabSettings {
@@ -211,11 +211,23 @@ fn steps(
     };
     steps.push(from_doc(
         "sweep",
-        sweep.map(|d| (d.complete, &d.started_at, d.finished_at.as_ref())),
+        sweep.map(|d| {
+            (
+                d.envelope.complete,
+                &d.envelope.started_at,
+                d.envelope.finished_at.as_ref(),
+            )
+        }),
     ));
     steps.push(from_doc(
         "probe",
-        probe.map(|d| (d.complete, &d.started_at, d.finished_at.as_ref())),
+        probe.map(|d| {
+            (
+                d.envelope.complete,
+                &d.envelope.started_at,
+                d.envelope.finished_at.as_ref(),
+            )
+        }),
     ));
     // The experiments no assembled file covers (every one after the probe but `plan`, which is
     // computed below), in registry order.

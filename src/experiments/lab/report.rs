@@ -31,8 +31,8 @@ pub use sweep::{sweep_sizes, sweep_strategies};
 
 use super::{LabResults, StepStatus};
 use crate::error::Result;
+use crate::experiments::headline;
 use crate::experiments::lab::registry;
-use crate::report::headline;
 use crate::report::markdown::Page;
 use crate::units::fmt_bytes;
 

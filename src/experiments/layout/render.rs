@@ -8,11 +8,11 @@ use crate::stats::Summary;
 use crate::units::{GB, GIB, MIB, fmt_bytes};
 
 fn gb(bytes: u64) -> String {
-    format!("{:.3}", bytes as f64 / GB as f64)
+    crate::units::fmt_gb_dp(bytes, 3)
 }
 
 fn gib_signed(bytes: i64) -> String {
-    format!("{:+.3}", bytes as f64 / GIB as f64)
+    crate::units::fmt_gib_signed(bytes, 3)
 }
 
 /// Why the overhead is what it is, against the 2 MiB rounding figure.

@@ -111,7 +111,7 @@ pub fn run<E: Serialize + Clone>(
         ));
     }
     if let Some(w) = preflight(gpu, opts)? {
-        eprintln!("{w}");
+        crate::report::diag::warn(&w);
         sink.doc.notes.push(w);
     }
     let mut held: Vec<Held> = Vec::new();

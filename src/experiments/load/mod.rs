@@ -235,7 +235,7 @@ pub(super) fn guard(
     Ok(match budget.check_forced(s, bytes, force) {
         Ok(Forced::Allowed) => None,
         Ok(Forced::Warn(w)) => {
-            eprintln!("cumemlab: warning: --force: {w}");
+            crate::report::diag::warn(&format!("cumemlab: warning: --force: {w}"));
             None
         }
         Err(why) => Some(why),

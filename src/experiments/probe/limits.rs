@@ -188,7 +188,7 @@ pub(super) fn stop_detail(
 
 /// GiB with two decimals (the sentences compare figures a few hundred MiB apart).
 fn gib2(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / GIB as f64)
+    format!("{} GiB", crate::units::fmt_gib_dp(bytes, 2))
 }
 
 #[cfg(test)]

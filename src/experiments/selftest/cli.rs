@@ -34,12 +34,11 @@ pub struct SelftestArgs {
 /// Runs the self-test on the selected devices; exit 1 when a kernel is wrong.
 pub fn main(args: SelftestArgs) -> Result<()> {
     let output = args.output;
-    if let Some(out) = &output.out {
-        crate::report::sink::check_writable(out)?;
-    }
+    output.check()?;
+    let envelope = crate::report::envelope::Envelope::start("selftest");
     let drv = require_driver()?;
     let ordinals = args.device.resolve(drv.device_count()?)?;
-    let tables = !output.json && !output.csv;
+    let tables = output.tables();
     let opts = SelftestOptions {
         bytes: args.size,
         runs: args.runs,
@@ -55,20 +54,12 @@ pub fn main(args: SelftestArgs) -> Result<()> {
         }
         reports.push(r);
     }
-    let json = || crate::report::sink::to_json(&reports);
-    let csv = || crate::report::sink::to_csv(&csv_rows(&reports));
-    if let Some(out) = &output.out {
-        let bytes = match crate::report::OutFormat::for_path(out) {
-            crate::report::OutFormat::Json => json()?,
-            crate::report::OutFormat::Csv => csv()?,
-        };
-        crate::report::write_atomic(out, &bytes)?;
-    }
-    if output.json {
-        crate::report::sink::print_stdout(json()?)?;
-    } else if output.csv {
-        crate::report::sink::print_stdout(csv()?)?;
-    }
+    let body = crate::report::envelope::Reports { reports };
+    output.write_result(
+        || crate::report::envelope::to_json(envelope.clone().finish(false), &body),
+        || crate::report::sink::to_csv(&csv_rows(&body.reports)),
+    )?;
+    let reports = body.reports;
     if reports.iter().all(|r| r.all_passed) {
         Ok(())
     } else {

@@ -45,7 +45,7 @@ pub fn render(r: &SelftestReport) -> String {
             format!("{:.1}", b.gbps.min),
             format!("{:.1}", b.gbps.max),
             format!("{:.2}", 100.0 * b.gbps.cv),
-            crate::report::headline::pct_vs(b.percent_of_memset, 95.0),
+            crate::units::pct_vs(b.percent_of_memset, 95.0),
         ]);
     }
     out.push_str(&format!("{t}\n"));

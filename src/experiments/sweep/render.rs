@@ -48,11 +48,7 @@ pub fn strategies_of(rows: &[SweepRow], dev: i32) -> Vec<Strategy> {
 /// A size as the user gave it: whole GB (1e9 bytes, the seed preset's sizes) as "60 GB", other
 /// sizes in binary units.
 pub fn size_label(bytes: u64) -> String {
-    if bytes >= GB && bytes.is_multiple_of(GB) && !bytes.is_multiple_of(GIB) {
-        format!("{} GB", bytes / GB)
-    } else {
-        fmt_bytes(bytes)
-    }
+    crate::units::size_label(bytes)
 }
 
 /// Formats one cell of a phase table.
@@ -281,11 +277,11 @@ fn baselines_table(rows: &[SweepRow], dev: i32) -> String {
 }
 
 /// A percentage printed with enough digits that it never reads as the other side of
-/// `threshold`, for either reading of "above": [`crate::report::headline::pct_vs`] keeps the
+/// `threshold`, for either reading of "above": [`crate::units::pct_vs`] keeps the
 /// `>=` side (94.96% is not printed as 95.0%), and the strict side is kept here too (10.0004% is
 /// not printed as 10.0% next to "above 10%").
 pub fn pct_near(p: f64, threshold: f64) -> String {
-    let s = crate::report::headline::pct_vs(p, threshold);
+    let s = crate::units::pct_vs(p, threshold);
     if s.parse::<f64>()
         .is_ok_and(|v| (v > threshold) == (p > threshold))
     {

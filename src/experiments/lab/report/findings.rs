@@ -1,8 +1,6 @@
 //! What every section of the lab report shares: the findings collected in groups, and GiB
 //! formatting of memory tables. May import: units only.
 
-use crate::units::GIB;
-
 /// Findings in groups (one per experiment, and per device where there are several), each
 /// sentence naming the figure or table it comes from.
 #[derive(Debug, Default)]
@@ -32,10 +30,10 @@ impl Findings {
 
 /// GiB with two decimals (tables of memory).
 pub fn gib(b: u64) -> String {
-    format!("{:.2}", b as f64 / GIB as f64)
+    crate::units::fmt_gib_dp(b, 2)
 }
 
 /// Signed GiB with two decimals.
 pub fn gib_signed(b: i64) -> String {
-    format!("{:+.2}", b as f64 / GIB as f64)
+    crate::units::fmt_gib_signed(b, 2)
 }

@@ -126,15 +126,7 @@ fn summary_tables_and_findings_from_rows() {
     assert_eq!(s.residual_bytes, Some((2 * MIB) as i64));
 
     let doc = LayoutDoc {
-        schema: "cumemlab".into(),
-        schema_version: 1,
-        tool_version: "test".into(),
-        experiment: "layout".into(),
-        command_line: vec![],
-        started_at: String::new(),
-        finished_at: None,
-        complete: true,
-        interrupted: false,
+        envelope: crate::report::envelope::Envelope::start("layout").finish(false),
         environment: Environment::host_only("test".into()),
         notes: {
             let mut n = vec!["synthetic layout".to_string()];

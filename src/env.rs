@@ -1,6 +1,9 @@
 //! The environment recorded in every result file and shown by `info`: the tool, the host, the
 //! driver, and each device with its attributes and memory architecture. Collected without a GPU
 //! too (then `devices` is empty and `no_device_reason` says why).
+//!
+//! Below the experiments (the planner reads it too, and must not import `experiments`). May
+//! import: `driver`, `host`, `memory`.
 
 use serde::{Deserialize, Serialize};
 
