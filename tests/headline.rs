@@ -11,14 +11,13 @@
 mod common;
 mod headline_support;
 
-use cumemlab::experiments::headline;
 use headline_support::*;
 
 #[test]
 fn h200_every_cell_equals_the_value_computed_from_results_json() {
     let r = h200();
     let v = h200_json();
-    let hs = headline::from_lab(&r);
+    let hs = r.headlines();
     assert_eq!(hs.len(), 1);
     let sweep = v["sweep"]["rows"].as_array().unwrap();
     let probe = v["probe"]["rows"].as_array().unwrap();

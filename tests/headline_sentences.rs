@@ -7,8 +7,8 @@
 mod common;
 mod headline_support;
 
-use cumemlab::experiments::headline;
 use cumemlab::experiments::lab::{self, LabResults};
+use cumemlab::experiments::sweep::headline;
 use cumemlab::report::markdown::parse_markdown_tables;
 use headline_support::*;
 use serde_json::{Value, json};
@@ -95,7 +95,7 @@ fn the_table_opens_the_report_and_the_findings_follow_it_by_strategy() {
         title.starts_with("Table 1: What memory costs on device 0 (NVIDIA H200)"),
         "{title}"
     );
-    let h = &headline::from_lab(&r)[0];
+    let h = &r.headlines()[0];
     // The numbers as the table, the sentence column as one line per strategy under it.
     let (mut h2, b2) = h.table();
     assert_eq!(h2.pop().as_deref(), Some("use it when"));
@@ -325,7 +325,7 @@ fn a_capped_cpu_first_variant_shows_its_own_size_and_negative_intercepts_are_lab
     let r = LabResults::read(&path).unwrap();
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let sweep = v["sweep"]["rows"].as_array().unwrap();
-    let hs = headline::from_lab(&r);
+    let hs = r.headlines();
     let text = hs[0].render_text();
     let (_, body) = hs[0].table();
     let line = |st: &str| body.iter().find(|l| l[0] == st).unwrap().clone();

@@ -29,43 +29,21 @@ use std::path::{Path, PathBuf};
 
 use structure_support::{blank_non_code, expand_use, functions, paths_in, resolve};
 
-/// Source files allowed over 700 lines until the branch splitting them is merged.
-const ALLOW_LONG: &[&str] = &[
-    "src/experiments/compare.rs",
-    "src/experiments/lab/report.rs",
-    "src/experiments/lab.rs",
-];
-/// Source files outside `src/driver/` allowed to contain `unsafe` until helper C's move is merged.
-const ALLOW_UNSAFE: &[&str] = &[
-    "src/memory/cpu.rs",
-    "src/memory/device.rs",
-    "src/memory/filemap.rs",
-    "src/memory/managed.rs",
-    "src/memory/pinned.rs",
-    "src/memory/pool.rs",
-    "src/memory/registered.rs",
-    "src/memory/vmm.rs",
-];
-/// Module cycles allowed until the branches that break them are merged: each entry is the sorted
-/// list of the nodes of one strongly connected component, joined by ", ".
-/// (The loop among the experiments goes through the headline, which reads sweep and probe rows and
-/// is called by `sweep` and `lab`, and through `lab`, which runs the others and is read by them.)
-const ALLOW_CYCLES: &[&str] = &[
-    "experiments::cache, experiments::headline, experiments::lab, experiments::probe, experiments::sweep",
-];
+/// Source files allowed over 700 lines (none: a new entry needs a reason in review).
+const ALLOW_LONG: &[&str] = &[];
+/// Source files outside `src/driver/` allowed to contain `unsafe` (none; lib.rs forbids it too).
+const ALLOW_UNSAFE: &[&str] = &[];
+/// Module cycles allowed (none): each entry would be the sorted list of the nodes of one strongly
+/// connected component, joined by ", ". The last loop (lab's planning figures read by sweep and
+/// probe, the headline reading the lab's document and called by sweep) was broken by moving the
+/// figures to `experiments::cost`, the lab's headline to `LabResults::headlines` and the headline
+/// under `sweep`.
+const ALLOW_CYCLES: &[&str] = &[];
 
-/// Functions over 100 lines (`path::name`) allowed until they are split.
+/// Functions over 100 lines (`path::name`) allowed: a 100-line table renderer and a test listing
+/// every refusal sentence.
 const ALLOW_LONG_FN: &[&str] = &[
     "src/experiments/cache/mod.rs::render_states",
-    "src/experiments/compare.rs::build",
-    "src/experiments/compare.rs::page",
-    "src/experiments/lab.rs::assemble",
-    "src/experiments/lab.rs::plan_budget",
-    "src/experiments/lab.rs::run",
-    "src/experiments/lab/report.rs::accounting",
-    "src/experiments/lab/report.rs::probe",
-    "src/experiments/lab/report.rs::steps_and_machine",
-    "src/experiments/lab/report.rs::sweep",
     "src/experiments/layout/spec/tests.rs::each_problem_is_one_sentence_naming_file_tensor_and_field",
 ];
 

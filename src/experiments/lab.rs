@@ -286,9 +286,9 @@ fn summary(r: &LabResults, dir: &Path, findings: &[String]) -> String {
         }
         out.push('\n');
     }
-    let heads = crate::experiments::headline::from_lab(r);
+    let heads = r.headlines();
     if !heads.is_empty() {
-        out.push_str(&crate::experiments::headline::render_all(&heads));
+        out.push_str(&crate::experiments::sweep::headline::render_all(&heads));
         out.push('\n');
     }
     out.push_str(&format!(

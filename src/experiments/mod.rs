@@ -9,7 +9,7 @@
 
 pub mod cache;
 pub mod compare;
-pub mod headline;
+pub mod cost;
 pub mod info;
 pub mod lab;
 pub mod layout;

@@ -3,11 +3,11 @@
 //! sentences, thresholds and `compare`). Shared by both test binaries; each uses a part.
 #![allow(dead_code)]
 
-use cumemlab::experiments::headline::{self, Headline, Inputs};
 use cumemlab::experiments::info::StrategySupport;
 use cumemlab::experiments::lab::LabResults;
 use cumemlab::experiments::probe::ProbeRow;
 use cumemlab::experiments::sweep::SweepRow;
+use cumemlab::experiments::sweep::headline::{self, Headline, Inputs};
 use serde_json::{Value, json};
 
 use super::common;
@@ -364,7 +364,7 @@ pub fn gb10_headline(sweep: &[Value], probe: &[Value], support: &[Value]) -> Hea
 // ------------------------------------------------------------ the sentence follows the numbers
 
 pub fn sentence(r: &LabResults, st: &str) -> String {
-    headline::from_lab(r)[0]
+    r.headlines()[0]
         .rows
         .iter()
         .find(|x| x.strategy == st)

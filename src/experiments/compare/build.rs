@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use super::input::{columns, input_name};
-use crate::experiments::headline;
 use crate::experiments::lab::comparable::{
     Column, CompareCtx, CompareOut, CompareReport, CompareRow, FactRow, HeadlineTable, Input, row,
 };
 use crate::experiments::lab::registry;
 use crate::experiments::lab::{self, AccountingSnapshot};
+use crate::experiments::sweep::headline;
 use crate::report::sink::now_rfc3339;
 use crate::report::{SCHEMA, SCHEMA_VERSION};
 use crate::units::GIB;
@@ -112,7 +112,9 @@ fn headline_table(inputs: &[Input], cols: &[(usize, Column)]) -> Option<Headline
     let heads: Vec<Option<headline::Headline>> = cols
         .iter()
         .map(|(i, c)| {
-            headline::from_lab(&inputs[*i].results)
+            inputs[*i]
+                .results
+                .headlines()
                 .into_iter()
                 .find(|h| Some(h.device) == c.device)
         })

@@ -6,9 +6,9 @@
 use super::build::HEADLINE_TITLE;
 use super::input::columns;
 use crate::error::Result;
-use crate::experiments::headline;
 use crate::experiments::lab::comparable::{CompareReport, Input, PageCtx, table_cells};
 use crate::experiments::lab::registry;
+use crate::experiments::sweep::headline;
 use crate::report::markdown::Page;
 use crate::report::new_table;
 

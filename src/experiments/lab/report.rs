@@ -31,8 +31,8 @@ pub use sweep::{sweep_sizes, sweep_strategies};
 
 use super::{LabResults, StepStatus};
 use crate::error::Result;
-use crate::experiments::headline;
 use crate::experiments::lab::registry;
+use crate::experiments::sweep::headline;
 use crate::report::markdown::Page;
 use crate::units::fmt_bytes;
 
@@ -70,7 +70,7 @@ pub fn build(r: &LabResults) -> Result<LabPage> {
     // Figures and tables are numbered in page order, and the findings come first on the page:
     // build the body first, then put the findings above it with the numbers the body gave.
     // The headline table is the body's first (Table 1) and is lifted above the findings.
-    let heads = headline::from_lab(r);
+    let heads = r.headlines();
     if !heads.is_empty() {
         body.h2("What memory costs on this machine");
         for h in &heads {

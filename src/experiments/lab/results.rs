@@ -323,3 +323,26 @@ impl LabResults {
             .collect()
     }
 }
+
+impl LabResults {
+    /// The headline of every device with sweep rows (the lab owns this, so the headline module
+    /// reads rows and never the lab's document).
+    pub fn headlines(&self) -> Vec<crate::experiments::sweep::headline::Headline> {
+        use crate::experiments::sweep::headline::{Inputs, build};
+        let Some(s) = &self.sweep else {
+            return Vec::new();
+        };
+        let inp = Inputs {
+            rows: &s.rows,
+            probe: self.probe.as_ref().map(|p| p.rows.as_slice()),
+            selftest: self.selftest.as_deref().unwrap_or(&[]),
+            support: self.info.as_ref().map_or(&[], |i| i.strategies.as_slice()),
+            skipped: &s.skipped,
+        };
+        self.devices()
+            .into_iter()
+            .filter(|d| s.rows.iter().any(|x| x.device == *d))
+            .map(|d| build(&inp, d, &self.device_name(d)))
+            .collect()
+    }
+}

@@ -68,7 +68,7 @@ pub fn run_gpu(
             if kind == ProbeKind::Cumulative && !opts.cumulative_lazy && opts.touches(st) {
                 sink.skip(format!(
                     "device {dev} {st} cumulative: left out to fit the lab's budget (it touches all it holds: about {:.0} s per 100 GiB of migration); a larger --budget includes it",
-                    100.0 / crate::experiments::lab::cost::MIGRATE_GIB_PER_S
+                    100.0 / crate::experiments::cost::MIGRATE_GIB_PER_S
                 ))?;
                 progress.inc();
                 continue;

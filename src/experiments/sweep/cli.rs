@@ -142,9 +142,9 @@ pub fn main(args: SweepArgs) -> Result<()> {
         crate::report::sink::print_stdout(format!(
             "{}{}sweep took {:.1} s\n",
             render(&sink.doc),
-            crate::experiments::headline::render_all(&crate::experiments::headline::from_sweep(
-                &sink.doc
-            )),
+            crate::experiments::sweep::headline::render_all(
+                &crate::experiments::sweep::headline::from_sweep(&sink.doc)
+            ),
             t.elapsed().as_secs_f64()
         ))?;
     }

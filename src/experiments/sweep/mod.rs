@@ -18,11 +18,15 @@
 //!
 //! Layout: `options` (typed options, caps, default sizes), `phase` and `row` (the row
 //! types), `runner` and `protocol` (devices and combinations; one allocation phase by phase),
-//! `acc` (samples to rows), `render` and `findings` (text output), `cli` (`main`).
+//! `acc` (samples to rows), `render` and `findings` (text output), `cli` (`main`), and
+//! `headline` (the one table across strategies, from sweep rows, with probe and selftest figures
+//! where a lab has them; it lives under sweep because the sweep command prints it and it reads
+//! sweep rows, so neither imports the other across modules).
 
 mod acc;
 mod cli;
 mod findings;
+pub mod headline;
 mod options;
 pub mod phase;
 mod protocol;

@@ -208,7 +208,7 @@ fn capped(opts: &SweepOptions, st: Strategy, size: u64) -> Option<String> {
     if st.info().backing == Backing::Host && over(opts.caps.host_max) {
         return Some(format!(
             "capped: pinning or registering host memory costs about {:.2} s per GiB, so it is measured up to {} (its per-GiB rate is in the smaller sizes); a larger --budget lifts the cap",
-            crate::experiments::lab::cost::PIN_S_PER_GIB,
+            crate::experiments::cost::PIN_S_PER_GIB,
             fmt_bytes(opts.caps.host_max.unwrap_or(0))
         ));
     }

@@ -64,7 +64,7 @@ fn device(
                 .iter()
                 .map(|st| {
                     rows.iter()
-                        .find(|x| &x.strategy == st && x.kind == *k)
+                        .find(|x| x.strategy == st && x.kind == *k)
                         .map(|x| x.max_bytes as f64 / GIB as f64)
                 })
                 .collect(),

@@ -1,8 +1,8 @@
 //! The selftest section of the lab report: kernel checks and bandwidth on device memory.
 
 use super::findings::Findings;
-use crate::experiments::headline;
 use crate::experiments::lab::LabResults;
+use crate::experiments::sweep::headline;
 use crate::report::markdown::Page;
 use crate::units::fmt_bytes;
 

@@ -341,7 +341,7 @@ fn tables(d: &Dev, p: &mut Page) {
                 .iter()
                 .filter(|st| {
                     rows.iter()
-                        .any(|r| r.device == dev && &r.strategy == *st && r.phase == ph)
+                        .any(|r| r.device == dev && r.strategy == *st && r.phase == ph)
                 })
                 .map(|st| {
                     let mut line = vec![st.clone()];
@@ -454,7 +454,7 @@ fn device_findings(d: &Dev, findings: &mut Findings, figs: [&str; 3]) {
     for st in strategies {
         let Some(r) = rows
             .iter()
-            .filter(|r| r.device == dev && &r.strategy == st && r.phase == phase::ALLOC)
+            .filter(|r| r.device == dev && r.strategy == st && r.phase == phase::ALLOC)
             .max_by_key(|r| r.bytes)
         else {
             continue;

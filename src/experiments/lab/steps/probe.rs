@@ -79,7 +79,7 @@ impl Experiment for Probe {
                                     .iter()
                                     .find(|r| {
                                         Some(r.device) == c.1.device
-                                            && &r.strategy == st
+                                            && r.strategy == st
                                             && r.kind.key() == kind
                                     })
                                     .map(|r| r.max_bytes as f64 / GIB as f64)

@@ -112,7 +112,7 @@ fn alloc_figures(ctx: &PageCtx, body: &mut Page) -> Result<()> {
                 name: format!("{}: {}", c.1.id, c.1.label),
                 points: sweep_rows(inputs, c)
                     .into_iter()
-                    .filter(|r| &r.strategy == st && r.phase == phase::ALLOC)
+                    .filter(|r| r.strategy == st && r.phase == phase::ALLOC)
                     .map(|r| (r.bytes as f64 / GIB as f64, r.ms_median))
                     .collect(),
             })
@@ -315,7 +315,7 @@ fn compare_tables(inputs: &[Input], cols: &[(usize, Column)], out: &mut CompareO
                         .map(|c| {
                             sweep_rows(inputs, c)
                                 .into_iter()
-                                .find(|r| &r.strategy == st && r.bytes == *b && r.phase == ph)
+                                .find(|r| r.strategy == st && r.bytes == *b && r.phase == ph)
                                 .and_then(get)
                         })
                         .collect(),

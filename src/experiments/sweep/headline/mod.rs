@@ -183,25 +183,6 @@ pub struct Inputs<'a> {
     pub skipped: &'a [String],
 }
 
-/// The headline of every device of a lab with sweep rows.
-pub fn from_lab(r: &crate::experiments::lab::LabResults) -> Vec<Headline> {
-    let Some(s) = &r.sweep else {
-        return Vec::new();
-    };
-    let inp = Inputs {
-        rows: &s.rows,
-        probe: r.probe.as_ref().map(|p| p.rows.as_slice()),
-        selftest: r.selftest.as_deref().unwrap_or(&[]),
-        support: r.info.as_ref().map_or(&[], |i| i.strategies.as_slice()),
-        skipped: &s.skipped,
-    };
-    r.devices()
-        .into_iter()
-        .filter(|d| s.rows.iter().any(|x| x.device == *d))
-        .map(|d| build(&inp, d, &r.device_name(d)))
-        .collect()
-}
-
 /// The headline of every device of a sweep document (no probe: the column says so).
 pub fn from_sweep(doc: &crate::experiments::sweep::SweepDoc) -> Vec<Headline> {
     let inp = Inputs {
