@@ -55,10 +55,19 @@ const INTERRUPT_SLACK: i64 = 256 * MIB as i64;
 fn assert_free_within(gpu: &Gpu, start: u64, what: &str, slack: i64) {
     let _ = trim_default_pool(&gpu.ctx);
     let end = gpu.free_bytes().unwrap();
+    // A leak shows as less free memory. More free memory than at the start is not one: the
+    // driver released something it held when the test began (seen on the H200: +112 MiB after a
+    // forced device probe), so it is printed, not failed.
     assert!(
-        (end as i64 - start as i64).abs() < slack,
-        "{what}: cuMemGetInfo free {start} -> {end}: not back to its start"
+        (start as i64 - end as i64) < slack,
+        "{what}: cuMemGetInfo free {start} -> {end}: less than at its start"
     );
+    if end > start {
+        println!(
+            "{what}: cuMemGetInfo free {start} -> {end}: {} MiB more than at the start",
+            (end - start) / MIB
+        );
+    }
     assert!(
         cumemlab::driver::take_drop_failures().is_empty(),
         "{what}: a release failed"

@@ -119,17 +119,20 @@ impl Module {
 }
 
 impl Module {
-    /// The sizes in bytes of `raw`'s parameters, in order (`cuFuncGetParamInfo`, CUDA 12.4 and
-    /// newer); `None` where the driver cannot say (too old, or it refuses the question, also for
-    /// the first parameter: every kernel here has one, so that answer is taken as "cannot say"
-    /// rather than as a kernel without parameters).
-    fn param_sizes(&self, raw: sys::CUfunction) -> Option<Vec<usize>> {
+    /// The sizes in bytes of `raw`'s first `n` parameters, in order (`cuFuncGetParamInfo`, CUDA
+    /// 12.4 and newer): fewer when the kernel has fewer; `None` where the driver cannot say (too
+    /// old, or it refuses the question, also for the first parameter: every kernel here has one,
+    /// so that answer is taken as "cannot say" rather than as a kernel without parameters).
+    /// Only indices the launch uses are asked about: asking past the last parameter is how one
+    /// would count them, but the driver answers that with an API error, which compute-sanitizer
+    /// reports as an error of the program (seen on the H200: memcheck exit 99 on every module
+    /// load). A kernel with extra trailing parameters is caught at build time instead
+    /// (tests/build_fatbin.rs compares every launch table with the PTX declarations).
+    fn param_sizes(&self, raw: sys::CUfunction, n: usize) -> Option<Vec<usize>> {
         let drv = self.ctx.driver();
         drv.lib().cuFuncGetParamInfo.as_ref().ok()?;
         let mut sizes = Vec::new();
-        // A kernel has at most a few hundred parameters; the driver says INVALID_VALUE past the
-        // last one.
-        for i in 0..1024 {
+        for i in 0..n {
             let (mut offset, mut size) = (0usize, 0usize);
             // SAFETY: `raw` is a function of this loaded module; both out-pointers are valid.
             match unsafe { cu!(drv, cuFuncGetParamInfo(raw, i, &mut offset, &mut size)) } {
@@ -146,7 +149,7 @@ impl Module {
     /// garbage addresses.
     pub(super) fn kernel(&self, name: &str, want: &[usize]) -> Result<sys::CUfunction> {
         let raw = self.function(name)?;
-        match self.param_sizes(raw) {
+        match self.param_sizes(raw, want.len()) {
             Some(sizes) if sizes != want => Err(Error::Invalid(format!(
                 "kernel {name} takes parameters of {sizes:?} bytes, not the {want:?} its launch passes"
             ))),

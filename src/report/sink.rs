@@ -408,7 +408,7 @@ const MAX_GBPS: f64 = 1e6;
 /// Refuses figures no measurement gives, so that they are never plotted or compared: any
 /// number beyond 2^64 (a 1e308 hangs a log axis), a negative time, bandwidth, count or size, and
 /// a bandwidth of zero or beyond [`MAX_GBPS`]. Keys are judged by their words (`alloc_ms`, `gbps`, `bytes`) and those
-/// of the object they sit in (`gbps: {median, ...}`); changes (`delta_*`, `overhead_*`) may be
+/// of the object they sit in (`gbps: {median, ...}`); changes (`delta_*`, `overhead_*`, `*_growth_*`: a page cache can shrink while a file loads) may be
 /// negative.
 fn check_figures(
     v: &serde_json::Value,
@@ -423,7 +423,7 @@ fn check_figures(
             let x = n.as_f64().unwrap_or(f64::NAN);
             let words: Vec<&str> = key.split('_').chain(parent.split('_')).collect();
             let has = |w: &[&str]| words.iter().any(|t| w.contains(t));
-            let signed = has(&["delta", "overhead", "change", "diff", "signed"]);
+            let signed = has(&["delta", "overhead", "change", "diff", "signed", "growth"]);
             let quantity = has(&[
                 "ms", "gbps", "us", "seconds", "percent", "runs", "bytes", "pages", "threads",
             ]);
@@ -550,7 +550,7 @@ mod tests {
         // Changes may be negative; a zero coefficient of variation is a real figure.
         std::fs::write(
             &f,
-            r#"{"schema":"cumemlab","schema_version":1,"rows":[{"delta_device_free_bytes":-4096,"overhead_pct":-0.1,"gbps":{"median":5.0,"cv":0.0}}]}"#,
+            r#"{"schema":"cumemlab","schema_version":1,"rows":[{"delta_device_free_bytes":-4096,"overhead_pct":-0.1,"cache_growth_bytes":-331776,"gbps":{"median":5.0,"cv":0.0}}]}"#,
         )
         .unwrap();
         assert!(read_checked_json(&f).is_ok());
