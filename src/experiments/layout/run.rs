@@ -348,11 +348,11 @@ fn fragment<E: Serialize + Clone>(
     };
     let bound = free_total.min(ceiling);
     if !opts.quiet {
-        eprintln!(
+        crate::report::diag::note(&format!(
             "searching for the largest single {st} allocation up to {} (resolution {})",
             fmt_bytes(bound),
             fmt_bytes(opts.resolution)
-        );
+        ));
     }
     let search = largest_fitting(bound, opts.resolution, |bytes| {
         probe(gpu, opts, sink, bytes)
