@@ -12,7 +12,7 @@ pub mod device;
 pub mod output;
 pub mod safety;
 
-pub use device::DeviceSel;
+pub use device::{DeviceArgs, DeviceSel};
 pub use output::OutputArgs;
 pub use safety::SafetyArgs;
 

@@ -500,6 +500,8 @@ pub struct InfoArgs {
     #[arg(long, value_name = "SIZE", conflicts_with = "csv", allow_hyphen_values = true, value_parser = crate::units::parse_size)]
     pub who_sees: Option<u64>,
     /// Device for --who-sees.
+    // One device, not the shared `--device N|all` (`cli::DeviceArgs`): --who-sees allocates on one device.
+
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
     /// Print the report as CSV (section,device,key,value,unit: the lab's info.csv).

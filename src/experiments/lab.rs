@@ -45,7 +45,6 @@ pub use results::{
 pub use runner::{LabOptions, run, select_devices};
 pub use steps::cache_effect::cache_effect_by_default;
 
-use super::DeviceSel;
 use crate::error::{Error, Result};
 use crate::plan::Target;
 use crate::report::new_table;
@@ -108,6 +107,7 @@ fn parse_target(s: &str) -> std::result::Result<Target, String> {
 /// `cumemlab lab` options.
 #[derive(Debug, clap::Args)]
 #[command(
+    mut_arg("device", |a| a.help("Device ordinal, or `all` (each device in turn, one context each)")),
     after_help = "Examples:\n  cumemlab lab\n  cumemlab lab --budget 5 --out /shared/cumemlab\n  cumemlab lab --device all --with-cache-effect\n  cumemlab lab --skip probe,layout --target h100-80gb\n  cumemlab lab --from cumemlab-results/spark-2025-06-01   (re-render the report of a folder)\n\n\
 Writes DIR/<host>-<date>/ (DIR from --out, default cumemlab-results): results.json, one CSV per\n\
 experiment, report.md with plots/*.svg, and report.html (self-contained). Without a GPU it runs\n\
@@ -123,9 +123,9 @@ pub struct LabArgs {
     /// Minutes the whole lab should take, roughly: sweep sizes, repetitions and probe resolution are scaled to fit.
     #[arg(long, default_value_t = DEFAULT_BUDGET_MINUTES, value_parser = parse_minutes)]
     pub budget: f64,
-    /// Device ordinal, or `all` (each device in turn, one context each).
-    #[arg(long, default_value = "0", value_parser = DeviceSel::parse)]
-    pub device: DeviceSel,
+    // The shared `--device N|all`, its help saying how the lab runs `all` (`mut_arg` above).
+    #[command(flatten)]
+    pub device: crate::cli::DeviceArgs,
     /// Also plan for this target (gb10, h100-80gb, h200, rtx4090, rtx5090, or a size); without a GPU the default is gb10.
     #[arg(long, value_parser = parse_target)]
     pub target: Option<Target>,
@@ -135,6 +135,8 @@ pub struct LabArgs {
     #[arg(long, value_parser = parse_skip, help = skip_help())]
     pub skip: Option<crate::cli::List<String>>,
     /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
+    // Not the shared `SafetyArgs`: the lab has no `--force` (it scales every experiment to fit
+    // under the ceiling and never crosses it).
     #[arg(long, default_value = "8GiB", value_parser = parse_size)]
     pub headroom: u64,
     /// Re-render report.md, report.html, plots and CSVs of an existing results folder; measures nothing.
@@ -320,7 +322,7 @@ pub fn main(args: LabArgs) -> Result<()> {
     }
     let opts = LabOptions {
         budget_minutes: args.budget,
-        device: args.device,
+        device: args.device.device,
         target: args.target,
         with_cache_effect: args.with_cache_effect,
         skip: args.skip.map(|l| l.0).unwrap_or_default(),

@@ -158,4 +158,13 @@ impl Gpu {
     pub fn free_bytes(&self) -> Result<u64> {
         Ok(self.ctx.mem_info()?.0)
     }
+
+    /// The host's accounting now (`host::Accounting`), with this device's `cuMemGetInfo` free
+    /// and total: the one snapshot sweep, probe, layout and `info --who-sees` take.
+    pub fn accounting(&self) -> Result<crate::host::Accounting> {
+        let (free, total) = self.ctx.mem_info()?;
+        Ok(crate::host::Accounting::host()
+            .map_err(Error::Failed)?
+            .with_device(free, Some(total)))
+    }
 }

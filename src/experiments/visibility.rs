@@ -19,14 +19,6 @@ use crate::memory::{AllocOptions, REGISTRY, Strategy, allocate};
 use crate::report::new_table;
 use crate::units::{GIB, fmt_bytes};
 
-/// What every source says now, with this device's `cuMemGetInfo` free.
-fn seen(gpu: &Gpu) -> Result<Accounting> {
-    let device_free = gpu.free_bytes()?;
-    Ok(Accounting::host()
-        .map_err(Error::Failed)?
-        .with_device(device_free, None))
-}
-
 /// One strategy at one stage: each source's change since before the allocation, bytes (negative:
 /// the source has less free / available; positive: it counts more in use).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,7 +101,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
                 continue;
             }
         }
-        let before = seen(gpu)?;
+        let before = gpu.accounting()?;
         let a = match allocate(&gpu.ctx, &gpu.stream, st, bytes, &AllocOptions::default()) {
             Ok(a) => a,
             Err(e) if e.driver_error().is_some() || e.is_out_of_memory() => {
@@ -121,7 +113,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
         let row = |stage: &str, after: &Accounting| {
             WhoSeesRow::between(dev, st, bytes, stage, &before, after)
         };
-        out.rows.push(row("alloc", &seen(gpu)?));
+        out.rows.push(row("alloc", &gpu.accounting()?));
         let page = crate::host::facts::page_size();
         if a.writable() {
             gpu.kernels
@@ -129,7 +121,7 @@ pub fn run(gpu: &Gpu, bytes: u64, headroom: u64) -> Result<WhoSees> {
         } else {
             gpu.kernels.touch_read(&gpu.stream, a.span(), page)?;
         }
-        out.rows.push(row("first_touch", &seen(gpu)?));
+        out.rows.push(row("first_touch", &gpu.accounting()?));
         a.free()?;
     }
     Ok(out)

@@ -407,6 +407,8 @@ pub struct WatchArgs {
     #[arg(long, allow_hyphen_values = true, value_parser = parse_count)]
     pub count: Option<u64>,
     /// Device ordinal to watch.
+    // One device, not the shared `--device N|all` (`cli::DeviceArgs`): the live view shows one device.
+
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
     /// Watch the host only (do not open a GPU).

@@ -175,7 +175,8 @@ fn fill(
             ));
         }
         FillEnd::Hold(d) => {
-            eprintln!(
+            // Always said (quiet or not): it names the file held and how to drop it meanwhile.
+            crate::report::diag::note(&format!(
                 "cumemlab: holding {} of page cache in {} {}; `cumemlab cache --evict {}` from another shell drops its pages meanwhile",
                 fmt_bytes(bytes),
                 fill.path().display(),
@@ -184,7 +185,7 @@ fn fill(
                     None => "until Ctrl-C".to_string(),
                 },
                 fill.path().display()
-            );
+            ));
             let path = fill.path().to_path_buf();
             let done = sleep_unless_interrupted(d.unwrap_or(Duration::MAX));
             fill.remove()?;

@@ -51,6 +51,9 @@ pub struct CacheArgs {
     #[arg(long, requires = "evict")]
     pub remove: bool,
     /// Device whose cuMemGetInfo is shown beside the host's figures.
+    // One device, not the shared `--device N|all` (`cli::DeviceArgs`): the status shows one
+    // device's free memory beside the host's figures.
+
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
     /// Do not open a GPU (host figures only).
@@ -95,9 +98,13 @@ pub struct EffectArgs {
     #[arg(long)]
     pub no_probe: bool,
     /// Device ordinal.
+    // One device, not the shared `--device N|all` (`cli::DeviceArgs`): the experiment measures one
+    // device's reads against one file's page cache.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
     /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
+    // Not the shared `SafetyArgs`: this experiment has no `--force` (it sizes its fill
+    // from MemAvailable minus the headroom and never crosses it).
     #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
     pub headroom: u64,
     #[command(flatten)]

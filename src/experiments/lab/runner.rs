@@ -38,9 +38,10 @@ impl Lab {
         write_atomic(&self.dir.join(RESULTS_FILE), &to_json(&self.res)?)
     }
 
+    /// A step's start and end, the budget: notes on the one diagnostics channel (above a bar
+    /// when one is drawn).
     fn log(&self, line: &str) {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "cumemlab lab: {line}");
+        crate::report::diag::note(&format!("cumemlab lab: {line}"));
     }
 
     fn record(

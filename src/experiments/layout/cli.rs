@@ -66,14 +66,12 @@ pub struct LayoutArgs {
     #[arg(long)]
     pub touch: bool,
     /// Device ordinal.
+    // One device, not the shared `--device N|all`: a layout is one model's tensors in one
+    // device's memory, and its fragmentation figures are that device's.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
     pub device: i32,
-    /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
-    #[arg(long, default_value = "8GiB", value_parser = parse_size)]
-    pub headroom: u64,
-    /// Allocate past the safety ceiling (prints a warning). Can wedge a unified-memory host.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub safety: crate::cli::SafetyArgs,
     /// Print the tensors and their total, then stop (no GPU needed).
     #[arg(long, conflicts_with = "out")]
     pub dry_run: bool,
@@ -174,8 +172,8 @@ pub fn main(args: LayoutArgs) -> Result<()> {
         free_pattern: args.free,
         resolution: args.resolution,
         touch: args.touch,
-        headroom: args.headroom,
-        force: args.force,
+        headroom: args.safety.headroom,
+        force: args.safety.force,
         alloc: AllocOptions::default(),
         quiet: args.quiet || args.output.json || args.output.csv,
     };

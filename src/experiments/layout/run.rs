@@ -19,13 +19,6 @@ use crate::report::{Progress, ResultSink};
 use crate::units::{GB, fmt_bytes};
 
 /// The accounting now, with this device's `cuMemGetInfo` free.
-fn accounting(gpu: &Gpu) -> Result<Accounting> {
-    let free = gpu.free_bytes()?;
-    Ok(Accounting::host()
-        .map_err(Error::Failed)?
-        .with_device(free, None))
-}
-
 /// A snapshot row at `moment`.
 pub(super) fn snapshot_row(
     device: i32,
@@ -118,8 +111,9 @@ pub fn run<E: Serialize + Clone>(
     let r = phases(gpu, opts, sink, &mut held);
     let c = cleanup(gpu, opts, sink, &mut held);
     let _ = crate::memory::trim_default_pool(&gpu.ctx);
-    let s =
-        accounting(gpu).and_then(|s| sink.push(snapshot_row(dev, st, Moment::AfterCleanup, &s)));
+    let s = gpu
+        .accounting()
+        .and_then(|s| sink.push(snapshot_row(dev, st, Moment::AfterCleanup, &s)));
     r.and(c).and(s)
 }
 
@@ -176,14 +170,14 @@ fn phases<E: Serialize + Clone>(
 ) -> Result<()> {
     let dev = gpu.device.ordinal();
     let st = opts.strategy;
-    let baseline = accounting(gpu)?;
+    let baseline = gpu.accounting()?;
     sink.push(snapshot_row(dev, st, Moment::Baseline, &baseline))?;
 
     // 1. alloc, in layout order.
     alloc_all(gpu, opts, sink, held)?;
 
     // 2. totals.
-    let after = accounting(gpu)?;
+    let after = gpu.accounting()?;
     sink.push(snapshot_row(dev, st, Moment::AfterAlloc, &after))?;
     let requested: Vec<u64> = held.iter().map(|h| h.alloc.bytes()).collect();
     let mapped: Vec<u64> = held.iter().map(|h| h.alloc.mapped_bytes()).collect();
@@ -334,7 +328,7 @@ fn fragment<E: Serialize + Clone>(
         };
         sink.push(LayoutRow::new(dev, st, RowData::Free(row)))?;
     }
-    let mid = accounting(gpu)?;
+    let mid = gpu.accounting()?;
     sink.push(snapshot_row(dev, st, Moment::AfterPatternFree, &mid))?;
     check_interrupt()?;
     // Host memory is bounded by MemAvailable (less the headroom), everything else by the free
@@ -348,11 +342,11 @@ fn fragment<E: Serialize + Clone>(
     };
     let bound = free_total.min(ceiling);
     if !opts.quiet {
-        eprintln!(
+        crate::report::diag::note(&format!(
             "searching for the largest single {st} allocation up to {} (resolution {})",
             fmt_bytes(bound),
             fmt_bytes(opts.resolution)
-        );
+        ));
     }
     let search = largest_fitting(bound, opts.resolution, |bytes| {
         probe(gpu, opts, sink, bytes)

@@ -48,6 +48,8 @@ pub struct LoadArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// The device to load onto.
+    // Local, not the shared flag groups: one device (a model is loaded onto one), and `--headroom`
+    // / `--force` say what they guard here (pinned buffers and managed memory).
     #[arg(long, default_value_t = 0)]
     pub device: i32,
     /// Bytes the host must keep available (pinned buffers and managed memory are checked against it).

@@ -41,9 +41,12 @@ use crate::memory::safety::{Budget, Forced};
 use crate::report::sink::{ResultSink, print_stdout, to_csv, to_json};
 use crate::units::{fmt_bytes, gbps};
 
+/// Progress lines (the synthetic file being written, each run's figure): on a terminal only, so a
+/// piped or logged run is not filled with what its results already hold; through the one
+/// diagnostics channel. Warnings do not come here: they go to `diag::warn`, terminal or not.
 fn note(line: impl AsRef<str>) {
     if std::io::stderr().is_terminal() {
-        eprintln!("{}", line.as_ref());
+        crate::report::diag::note(line.as_ref());
     }
 }
 

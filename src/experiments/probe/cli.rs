@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{KindSel, MaxSel, ProbeOptions, default_strategies, render, run};
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
-use crate::experiments::{DeviceSel, interrupted, require_driver};
+use crate::experiments::{interrupted, require_driver};
 use crate::memory::{AllocOptions, Strategy};
 use crate::report::{ResultSink, sink::to_csv, sink::to_json};
 use crate::units::parse_size;
@@ -15,6 +15,7 @@ use crate::units::parse_size;
 /// `cumemlab probe` options.
 #[derive(Debug, clap::Args)]
 #[command(
+    mut_arg("force", |a| a.help("Probe past the safety ceiling up to the physical size (prints a warning; can wedge a unified-memory host). Managed memory on a discrete card still stops at cuMemGetInfo free")),
     after_help = "Each figure says why the search stopped: at a failure (out of memory: what the system really gives), at the safety ceiling (MemAvailable minus --headroom on unified memory; the card's free memory on discrete cards), or at the --max cap.\n\nExamples:\n  cumemlab probe\n  cumemlab probe --strategies device,managed,pinned,pool,vmm --out probe.json\n  cumemlab probe --strategies device --kind single --resolution 64MiB\n  cumemlab probe --strategies pinned --max none --chunk 4GiB\n  cumemlab probe --strategies managed --no-touch --json"
 )]
 pub struct ProbeArgs {
@@ -39,15 +40,12 @@ pub struct ProbeArgs {
     /// Never touch (count what the allocator promises, not what it holds).
     #[arg(long)]
     pub no_touch: bool,
-    /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = DeviceSel::parse)]
-    pub device: DeviceSel,
-    /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
-    #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
-    pub headroom: u64,
-    /// Probe past the safety ceiling up to the physical size (prints a warning; can wedge a unified-memory host). Managed memory on a discrete card still stops at cuMemGetInfo free.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub device: crate::cli::DeviceArgs,
+    // `--force` means more here than in the shared group (probe searches up to the physical
+    // size), so its help is this command's own: `mut_arg` above.
+    #[command(flatten)]
+    pub safety: crate::cli::SafetyArgs,
     #[command(flatten)]
     pub output: crate::cli::OutputArgs,
     /// No progress bar.
@@ -82,8 +80,8 @@ pub fn main(args: ProbeArgs) -> Result<()> {
             None
         },
         page_stride: crate::host::facts::page_size(),
-        headroom: args.headroom,
-        force: args.force,
+        headroom: args.safety.headroom,
+        force: args.safety.force,
         alloc: AllocOptions::default(),
         quiet: args.quiet,
         ..ProbeOptions::default()
@@ -93,7 +91,7 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
-    let ordinals = args.device.resolve(drv.device_count()?)?;
+    let ordinals = args.device.device.resolve(drv.device_count()?)?;
     let env = Environment::collect(Some(&ordinals));
     let mut sink = ResultSink::new("probe", env, args.output.out.as_deref())?;
     let t = Instant::now();

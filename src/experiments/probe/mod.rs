@@ -38,7 +38,7 @@ pub use limits::{
 };
 pub use options::{KindSel, ProbeOptions, default_strategies};
 pub use render::render;
-pub use row::{Accounting, ProbeDoc, ProbeKind, ProbeRow};
+pub use row::{ProbeDoc, ProbeKind, ProbeRow, budget_of};
 pub use runner::{probe_one, run, run_gpu};
 pub use search::{ALIGN_BYTES, Attempt, Bound, Limit, Search, StopReason, accumulate, bisect};
 

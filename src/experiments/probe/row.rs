@@ -1,14 +1,13 @@
 //! The probe's row ([`ProbeRow`]: one struct is the JSON row, the CSV row and the source of the
-//! table), its kind ([`ProbeKind`]) and the accounting it carries ([`Accounting`]). May import
-//! `memory` (the strategy type), `host` and the experiments' `Gpu`.
+//! table), its kind ([`ProbeKind`]) and the safety budget of the accounting it carries
+//! ([`budget_of`] a `host::Accounting`). May import `memory` (the strategy and budget types) and
+//! `host`.
 
 use serde::{Deserialize, Serialize};
 
 use super::StopReason;
-use crate::error::{Error, Result};
-use crate::experiments::Gpu;
 use crate::experiments::env::Environment;
-use crate::host::MemInfo;
+use crate::host::Accounting;
 use crate::memory::Strategy;
 use crate::memory::safety::Budget;
 
@@ -81,33 +80,14 @@ pub struct ProbeRow {
 /// The whole-probe document type.
 pub type ProbeDoc = crate::report::Document<ProbeRow, Environment>;
 
-/// The accounting the rows carry.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Accounting {
-    pub device_free: u64,
-    pub device_total: u64,
-    pub meminfo: MemInfo,
-    pub pressure: crate::host::HostPressure,
-}
-
-impl Accounting {
-    pub fn take(gpu: &Gpu) -> Result<Accounting> {
-        let (device_free, device_total) = gpu.ctx.mem_info()?;
-        Ok(Accounting {
-            device_free,
-            device_total,
-            meminfo: MemInfo::read().map_err(Error::Failed)?,
-            pressure: crate::host::HostPressure::read(),
-        })
-    }
-
-    pub fn budget(&self, unified: bool, headroom: u64) -> Budget {
-        Budget {
-            unified,
-            device_free: self.device_free,
-            mem_available: self.meminfo.mem_available,
-            headroom,
-        }
+/// The safety budget of an accounting snapshot (`Gpu::accounting`): the probe takes one before
+/// it starts (the row carries its figures) and again before each step.
+pub fn budget_of(a: &Accounting, unified: bool, headroom: u64) -> Budget {
+    Budget {
+        unified,
+        device_free: a.device_free_or_zero(),
+        mem_available: a.mem_available,
+        headroom,
     }
 }
 

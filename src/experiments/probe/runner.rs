@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use super::{
-    Accounting, Attempt, Limit, PhysicalBounds, ProbeKind, ProbeOptions, ProbeRow, StopReason,
-    accumulate, bisect, ceiling_limit, chunk_limit, stop_detail, with_cap,
+    Attempt, Limit, PhysicalBounds, ProbeKind, ProbeOptions, ProbeRow, StopReason, accumulate,
+    bisect, budget_of, ceiling_limit, chunk_limit, stop_detail, with_cap,
 };
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
@@ -106,16 +106,22 @@ pub fn probe_one(
     let unified = gpu.arch.is_unified();
     let touch = opts.touches(st);
     let cap = opts.max.cap_with(st, unified, opts.host_cap_bytes);
-    let before = Accounting::take(gpu)?;
-    let start_budget = before.budget(unified, opts.headroom);
+    let before = gpu.accounting()?;
+    let start_budget = budget_of(&before, unified, opts.headroom);
+    // `Gpu::accounting` always reads the device's total.
+    let device_total = before.device_total.unwrap_or_default();
     let force = opts.force.then_some(PhysicalBounds {
-        device_total: before.device_total,
-        mem_total: before.meminfo.mem_total,
+        device_total,
+        mem_total: before.mem_total,
     });
     let start_limit = ceiling_limit(&start_budget, st, force);
     let current_limit = || -> Result<Limit> {
-        let a = Accounting::take(gpu)?;
-        Ok(ceiling_limit(&a.budget(unified, opts.headroom), st, force))
+        let a = gpu.accounting()?;
+        Ok(ceiling_limit(
+            &budget_of(&a, unified, opts.headroom),
+            st,
+            force,
+        ))
     };
     let label = format!("device {dev}: {st} {}", kind.key());
     let t = Instant::now();
@@ -160,7 +166,6 @@ pub fn probe_one(
     };
     let elapsed_ms = t.elapsed().as_secs_f64() * 1e3;
     let stop_detail = stop_detail(&search, &start_budget, st, kind, step, force.is_some());
-    let m = &before.meminfo;
     Ok(ProbeRow {
         device: dev,
         strategy: st,
@@ -177,15 +182,15 @@ pub fn probe_one(
         cap_bytes: cap,
         first_failure_bytes: search.first_failure_bytes,
         failure: search.failure.clone(),
-        device_free_bytes: before.device_free,
-        device_total_bytes: before.device_total,
-        mem_free_bytes: m.mem_free,
-        mem_available_bytes: m.mem_available,
-        cached_bytes: m.cached,
-        swap_free_bytes: m.swap_free,
-        psi_full_avg10: before.pressure.psi_full_avg10(),
-        free_2m_bytes: before.pressure.free_2m_bytes(),
-        cgroup_current_bytes: before.pressure.cgroup_current(),
+        device_free_bytes: before.device_free_or_zero(),
+        device_total_bytes: device_total,
+        mem_free_bytes: before.mem_free,
+        mem_available_bytes: before.mem_available,
+        cached_bytes: before.cached,
+        swap_free_bytes: before.swap_free,
+        psi_full_avg10: before.psi_full_avg10,
+        free_2m_bytes: before.free_2m,
+        cgroup_current_bytes: before.cgroup_current,
         elapsed_ms,
         tried: search.tried_text(),
     })

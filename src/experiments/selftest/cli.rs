@@ -3,7 +3,7 @@
 
 use super::{SelftestOptions, csv_rows, render, run};
 use crate::error::{Error, Result};
-use crate::experiments::{DeviceSel, Gpu, require_driver};
+use crate::experiments::{Gpu, require_driver};
 
 /// `cumemlab selftest` options.
 #[derive(Debug, clap::Args)]
@@ -11,9 +11,8 @@ use crate::experiments::{DeviceSel, Gpu, require_driver};
     after_help = "Examples:\n  cumemlab selftest\n  cumemlab selftest --device 1 --size 1GiB --json\n  cumemlab selftest --out selftest.csv"
 )]
 pub struct SelftestArgs {
-    /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = DeviceSel::parse)]
-    pub device: DeviceSel,
+    #[command(flatten)]
+    pub device: crate::cli::DeviceArgs,
     /// Buffer size for the bandwidth runs (default 4GiB, less on small cards).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::units::parse_size)]
     pub size: Option<u64>,
@@ -37,7 +36,7 @@ pub fn main(args: SelftestArgs) -> Result<()> {
     output.check()?;
     let envelope = crate::report::envelope::Envelope::start("selftest");
     let drv = require_driver()?;
-    let ordinals = args.device.resolve(drv.device_count()?)?;
+    let ordinals = args.device.device.resolve(drv.device_count()?)?;
     let tables = output.tables();
     let opts = SelftestOptions {
         bytes: args.size,

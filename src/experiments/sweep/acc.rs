@@ -3,7 +3,8 @@
 //! the bandwidth spread split between allocations and runs. Pure (no GPU): imports the row
 //! types, `memory::Strategy`, `stats` and `units`.
 
-use super::{Phase, Snapshot, SweepRow};
+use super::{Phase, SweepRow};
+use crate::host::Accounting;
 use crate::memory::Strategy;
 use crate::stats::{Summary, placement_split};
 use crate::units::gbps;
@@ -18,10 +19,10 @@ pub(super) struct Acc {
     /// Bandwidth phases: one group of timed runs per allocation.
     pub bandwidth: Vec<(Phase, Vec<Vec<f64>>)>,
     /// Accounting around the first allocation: before, after alloc, after first touch, after free.
-    pub before: Option<Snapshot>,
-    pub after_alloc: Option<Snapshot>,
-    pub after_touch: Option<Snapshot>,
-    pub after_free: Option<Snapshot>,
+    pub before: Option<Accounting>,
+    pub after_alloc: Option<Accounting>,
+    pub after_touch: Option<Accounting>,
+    pub after_free: Option<Accounting>,
     pub alloc_note: Option<String>,
     pub pages: u64,
     /// Pages the CPU touch wrote (its own count).
@@ -58,7 +59,7 @@ impl Acc {
             let is_free = ph == Phase::Free;
             let mut r = SweepRow::new(dev, st, size, ph.clone()).times(&ms);
             r.allocations = Some(ms.len() as u32);
-            let between = |a: &Option<Snapshot>, b: &Option<Snapshot>| a.zip(*b);
+            let between = |a: &Option<Accounting>, b: &Option<Accounting>| a.zip(*b);
             match ph {
                 Phase::Alloc => {
                     if let Some((b, a)) = between(&self.before, &self.after_alloc) {
@@ -135,8 +136,8 @@ mod tests {
 
     #[test]
     fn three_allocations_become_rows_with_their_samples() {
-        let snap = |device_free: u64| Snapshot {
-            device_free,
+        let snap = |device_free: u64| Accounting {
+            device_free: Some(device_free),
             ..Default::default()
         };
         let mut acc = Acc {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{Caps, SEED_SIZES_GB, SweepOptions, findings, render, run};
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
-use crate::experiments::{DeviceSel, interrupted, require_driver};
+use crate::experiments::{interrupted, require_driver};
 use crate::memory::{AllocOptions, Strategy};
 use crate::report::{ResultSink, sink::to_csv, sink::to_json};
 use crate::units::{GB, parse_size};
@@ -40,15 +40,10 @@ pub struct SweepArgs {
     /// CPU threads for the CPU-first touches.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpu_threads: u32,
-    /// Device ordinal, or `all`.
-    #[arg(long, default_value = "0", allow_hyphen_values = true, value_parser = DeviceSel::parse)]
-    pub device: DeviceSel,
-    /// Memory that must stay available to the host (MemAvailable minus this is the ceiling).
-    #[arg(long, default_value = "8GiB", allow_hyphen_values = true, value_parser = parse_size)]
-    pub headroom: u64,
-    /// Allocate past the safety ceiling (prints a warning). Can wedge a unified-memory host.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub device: crate::cli::DeviceArgs,
+    #[command(flatten)]
+    pub safety: crate::cli::SafetyArgs,
     /// `registered`: map this file (read-only) instead of anonymous memory.
     #[arg(long)]
     pub file: Option<PathBuf>,
@@ -100,7 +95,7 @@ pub fn main(args: SweepArgs) -> Result<()> {
         crate::report::sink::check_writable(out)?;
     }
     let drv = require_driver()?;
-    let ordinals = args.device.resolve(drv.device_count()?)?;
+    let ordinals = args.device.device.resolve(drv.device_count()?)?;
     let opts = SweepOptions {
         strategies: args.strategies.map(|l| l.0),
         sizes: match args.preset.as_deref() {
@@ -110,8 +105,8 @@ pub fn main(args: SweepArgs) -> Result<()> {
         runs: args.runs,
         page_stride,
         cpu_threads: args.cpu_threads as usize,
-        headroom: args.headroom,
-        force: args.force,
+        headroom: args.safety.headroom,
+        force: args.safety.force,
         alloc: AllocOptions {
             file: args.file,
             pool_release_threshold: args.pool_release_threshold,

@@ -42,7 +42,7 @@ pub use render::{
     bandwidth_cell, find, gbps_spread, pct_near, render, size_label, sizes_of, spread_ms,
     strategies_of,
 };
-pub use row::{Snapshot, SweepRow};
+pub use row::SweepRow;
 pub use runner::{run, settle_window_ms};
 
 use super::env::Environment;

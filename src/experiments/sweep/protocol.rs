@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
+use super::SweepRow;
 use super::acc::Acc;
 use super::phase::{self, Phase};
 use super::runner::{Ctx, check};
-use super::{Snapshot, SweepRow};
 use crate::driver::DeviceSpan;
 use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
@@ -47,7 +47,7 @@ pub(super) fn one_allocation(job: &mut Job, index: u32, acc: &mut Acc) -> Result
     acc.one(Phase::Free, t.elapsed().as_secs_f64() * 1e3);
     c.freed(st, size);
     if first {
-        acc.after_free = Some(Snapshot::take(c.gpu)?);
+        acc.after_free = Some(c.gpu.accounting()?);
     }
     record_steps(acc, Phase::FreeStep, &free_steps);
     c.lap(phase::FREE);
@@ -71,13 +71,13 @@ fn alloc_and_touch(
     let (k, s) = (&gpu.kernels, &gpu.stream);
     // Accounting around the first allocation only (the rows carry its deltas).
     if first {
-        acc.before = Some(Snapshot::take(gpu)?);
+        acc.before = Some(gpu.accounting()?);
     }
     let t = Instant::now();
     let a = allocate(&gpu.ctx, &gpu.stream, st, size, &c.opts.alloc)?;
     acc.one(Phase::Alloc, t.elapsed().as_secs_f64() * 1e3);
     if first {
-        acc.after_alloc = Some(Snapshot::take(gpu)?);
+        acc.after_alloc = Some(gpu.accounting()?);
         if a.mapped_bytes() != size {
             acc.alloc_note = Some(format!(
                 "rounded to {} bytes (granularity)",
@@ -108,7 +108,7 @@ fn alloc_and_touch(
     };
     acc.one(Phase::GpuFirstTouch, touch(0x1111_1111)?);
     if first {
-        acc.after_touch = Some(Snapshot::take(gpu)?);
+        acc.after_touch = Some(gpu.accounting()?);
     }
     acc.one(Phase::GpuSecondTouch, touch(0x2222_2222)?);
     c.lap("gpu touches");

@@ -5,9 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Phase;
-use crate::error::{Error, Result};
-use crate::experiments::Gpu;
-use crate::host::{MemInfo, rss_bytes};
+use crate::host::Accounting;
 use crate::memory::Strategy;
 use crate::stats::Summary;
 
@@ -157,50 +155,19 @@ impl SweepRow {
         self
     }
 
-    pub(super) fn deltas(mut self, before: &Snapshot, after: &Snapshot) -> SweepRow {
+    pub(super) fn deltas(mut self, before: &Accounting, after: &Accounting) -> SweepRow {
         let d = |a: u64, b: u64| a as i64 - b as i64;
-        self.delta_device_free_bytes = Some(d(after.device_free, before.device_free));
+        self.delta_device_free_bytes =
+            Some(d(after.device_free_or_zero(), before.device_free_or_zero()));
         self.delta_mem_free_bytes = Some(d(after.mem_free, before.mem_free));
         self.delta_mem_available_bytes = Some(d(after.mem_available, before.mem_available));
         self.delta_cached_bytes = Some(d(after.cached, before.cached));
         self.delta_rss_bytes = Some(d(after.rss, before.rss));
         let od = |a: Option<u64>, b: Option<u64>| Some(d(a?, b?));
-        self.delta_free_2m_bytes = od(after.free_2m_bytes, before.free_2m_bytes);
-        self.delta_cgroup_current_bytes =
-            od(after.cgroup_current_bytes, before.cgroup_current_bytes);
+        self.delta_free_2m_bytes = od(after.free_2m, before.free_2m);
+        self.delta_cgroup_current_bytes = od(after.cgroup_current, before.cgroup_current);
         self.psi_full_avg10 = after.psi_full_avg10;
         self
-    }
-}
-
-/// Memory accounting at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Snapshot {
-    pub device_free: u64,
-    pub mem_free: u64,
-    pub mem_available: u64,
-    pub cached: u64,
-    pub rss: u64,
-    /// PSI full avg10 (percent), bytes in free 2 MiB blocks, cgroup memory.current.
-    pub psi_full_avg10: Option<f64>,
-    pub free_2m_bytes: Option<u64>,
-    pub cgroup_current_bytes: Option<u64>,
-}
-
-impl Snapshot {
-    pub fn take(gpu: &Gpu) -> Result<Snapshot> {
-        let m = MemInfo::read().map_err(Error::Failed)?;
-        let p = crate::host::HostPressure::read();
-        Ok(Snapshot {
-            device_free: gpu.free_bytes()?,
-            mem_free: m.mem_free,
-            mem_available: m.mem_available,
-            cached: m.cached,
-            rss: rss_bytes(),
-            psi_full_avg10: p.psi_full_avg10(),
-            free_2m_bytes: p.free_2m_bytes(),
-            cgroup_current_bytes: p.cgroup_current(),
-        })
     }
 }
 
