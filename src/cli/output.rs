@@ -58,6 +58,24 @@ impl OutputArgs {
         }
         Ok(())
     }
+
+    /// Prints a finished result document on standard output in the chosen form: `--json` the
+    /// document, `--csv` its rows, else the human text `text` makes (only then is it rendered).
+    /// For commands whose sink already wrote `--out` as rows finished.
+    pub fn print<D: serde::Serialize, R: serde::Serialize>(
+        &self,
+        doc: &D,
+        rows: &[R],
+        text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self.json {
+            sink::print_stdout(sink::to_json(doc)?)
+        } else if self.csv {
+            sink::print_stdout(sink::to_csv(rows)?)
+        } else {
+            sink::print_stdout(text())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,7 @@ use crate::experiments::watch::parse_duration;
 use crate::experiments::{Gpu, interrupted, require_driver};
 use crate::host::MemInfo;
 use crate::host::cache as hc;
-use crate::report::{
-    ResultSink,
-    sink::{to_csv, to_json},
-};
+use crate::report::ResultSink;
 use crate::units::{fmt_bytes, parse_size};
 
 /// `cumemlab cache` options.
@@ -167,17 +164,16 @@ pub fn main(args: CacheArgs) -> Result<()> {
         // The error says what went wrong; what was measured is in --out.
         return result.map(|_| ());
     }
-    if args.output.json {
-        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
-    } else if args.output.csv {
-        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
-    } else if !sink.doc.rows.is_empty() {
+    args.output.print(&sink.doc, &sink.doc.rows, || {
+        if sink.doc.rows.is_empty() {
+            return String::new();
+        }
         let mut text = format!("{}\n", render_states(&sink.doc.rows));
         for n in &sink.doc.notes {
             text.push_str(&format!("- {n}\n"));
         }
-        crate::report::sink::print_stdout(text)?;
-    }
+        text
+    })?;
     result.map(|_| ())
 }
 
@@ -227,16 +223,12 @@ fn main_effect(args: EffectArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     ));
     sink.finish_run(&result, was_interrupted)?;
-    if args.output.json {
-        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
-    } else if args.output.csv {
-        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
-    } else {
+    args.output.print(&sink.doc, &sink.doc.rows, || {
         let mut doc = sink.doc.clone();
         // The findings are printed under the table already.
         doc.notes.retain(|n| n.starts_with("cache effect took"));
-        crate::report::sink::print_stdout(render_effect(&doc))?;
-    }
+        render_effect(&doc)
+    })?;
     if was_interrupted {
         return Err(Error::Interrupted);
     }

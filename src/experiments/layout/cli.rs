@@ -14,10 +14,7 @@ use crate::experiments::env::Environment;
 use crate::experiments::{Gpu, interrupted, require_driver};
 use crate::memory::{AllocOptions, Strategy};
 use crate::plan::{BATCH_SEARCH_CAP, CONTEXT_SEARCH_CAP, Precision};
-use crate::report::{
-    ResultSink,
-    sink::{to_csv, to_json},
-};
+use crate::report::ResultSink;
 use crate::units::{GB, parse_size};
 
 /// `cumemlab layout` options.
@@ -152,14 +149,9 @@ pub fn layout_from_args(args: &LayoutArgs) -> Result<Layout> {
 pub fn main(args: LayoutArgs) -> Result<()> {
     let layout = layout_from_args(&args)?;
     if args.dry_run {
-        if args.output.json {
-            crate::report::sink::print_stdout(to_json(&layout)?)?;
-        } else if args.output.csv {
-            crate::report::sink::print_stdout(to_csv(&layout.tensors)?)?;
-        } else {
-            crate::report::sink::print_stdout(render_layout(&layout))?;
-        }
-        return Ok(());
+        return args
+            .output
+            .print(&layout, &layout.tensors, || render_layout(&layout));
     }
     if let Some(out) = &args.output.out {
         crate::report::sink::check_writable(out)?;
@@ -198,17 +190,13 @@ pub fn main(args: LayoutArgs) -> Result<()> {
     let f = findings(&sink.doc.rows);
     sink.doc.notes.extend(f);
     sink.finish_run(&result, was_interrupted)?;
-    if args.output.json {
-        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
-    } else if args.output.csv {
-        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
-    } else {
-        crate::report::sink::print_stdout(format!(
+    args.output.print(&sink.doc, &sink.doc.rows, || {
+        format!(
             "{}layout took {:.1} s\n",
             render(&sink.doc),
             t.elapsed().as_secs_f64()
-        ))?;
-    }
+        )
+    })?;
     if was_interrupted {
         return Err(Error::Interrupted);
     }

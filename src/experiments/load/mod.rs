@@ -38,7 +38,7 @@ use crate::host::MemInfo;
 use crate::memory::Strategy;
 use crate::memory::filemap::FileMap;
 use crate::memory::safety::{Budget, Forced};
-use crate::report::sink::{ResultSink, print_stdout, to_csv, to_json};
+use crate::report::sink::{ResultSink, print_stdout};
 use crate::units::{fmt_bytes, gbps};
 
 /// Progress lines (the synthetic file being written, each run's figure): on a terminal only, so a
@@ -156,12 +156,9 @@ pub fn main(args: LoadArgs) -> Result<()> {
     drop(synthetic);
     sink.doc.notes = findings(&sink.doc.rows, gpu.arch.is_unified());
     sink.finish_run(&result, interrupted())?;
-    emit(
-        &args,
-        &sink.doc,
-        || render(&sink.doc.rows, &sink.doc.skipped, &sink.doc.notes),
-        &sink.doc.rows,
-    )?;
+    args.output.print(&sink.doc, &sink.doc.rows, || {
+        render(&sink.doc.rows, &sink.doc.skipped, &sink.doc.notes)
+    })?;
     result?;
     if sink.doc.rows.iter().any(|r| !r.checksum_ok) {
         return Err(Error::Failed(
@@ -169,22 +166,6 @@ pub fn main(args: LoadArgs) -> Result<()> {
         ));
     }
     sink.require_rows()
-}
-
-/// Prints the result in the form asked for.
-fn emit<D: serde::Serialize, R: serde::Serialize>(
-    args: &LoadArgs,
-    doc: &D,
-    text: impl FnOnce() -> String,
-    rows: &[R],
-) -> Result<()> {
-    if args.output.json {
-        print_stdout(to_json(doc)?)
-    } else if args.output.csv {
-        print_stdout(to_csv(rows)?)
-    } else {
-        print_stdout(text())
-    }
 }
 
 fn copies_main(args: &LoadArgs, gpu: &Gpu, env: Environment) -> Result<()> {
@@ -214,7 +195,7 @@ fn copies_main(args: &LoadArgs, gpu: &Gpu, env: Environment) -> Result<()> {
         ));
         t
     };
-    emit(args, &sink.doc, text, &sink.doc.rows)?;
+    args.output.print(&sink.doc, &sink.doc.rows, text)?;
     result?;
     sink.require_rows()
 }

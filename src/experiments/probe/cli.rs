@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
 use crate::experiments::{interrupted, require_driver};
 use crate::memory::{AllocOptions, Strategy};
-use crate::report::{ResultSink, sink::to_csv, sink::to_json};
+use crate::report::ResultSink;
 use crate::units::parse_size;
 
 /// `cumemlab probe` options.
@@ -101,13 +101,8 @@ pub fn main(args: ProbeArgs) -> Result<()> {
         .notes
         .push(format!("probe took {:.1} s", t.elapsed().as_secs_f64()));
     sink.finish_run(&result, was_interrupted)?;
-    if args.output.json {
-        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
-    } else if args.output.csv {
-        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
-    } else {
-        crate::report::sink::print_stdout(render(&sink.doc))?;
-    }
+    args.output
+        .print(&sink.doc, &sink.doc.rows, || render(&sink.doc))?;
     if was_interrupted {
         return Err(Error::Interrupted);
     }

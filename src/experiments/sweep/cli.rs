@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::experiments::env::Environment;
 use crate::experiments::{interrupted, require_driver};
 use crate::memory::{AllocOptions, Strategy};
-use crate::report::{ResultSink, sink::to_csv, sink::to_json};
+use crate::report::ResultSink;
 use crate::units::{GB, parse_size};
 
 /// `cumemlab sweep` options.
@@ -129,20 +129,16 @@ pub fn main(args: SweepArgs) -> Result<()> {
         .notes
         .push(format!("sweep took {:.1} s", t.elapsed().as_secs_f64()));
     sink.finish_run(&result, was_interrupted)?;
-    if args.output.json {
-        crate::report::sink::print_stdout(to_json(&sink.doc)?)?;
-    } else if args.output.csv {
-        crate::report::sink::print_stdout(to_csv(&sink.doc.rows)?)?;
-    } else {
-        crate::report::sink::print_stdout(format!(
+    args.output.print(&sink.doc, &sink.doc.rows, || {
+        format!(
             "{}{}sweep took {:.1} s\n",
             render(&sink.doc),
             crate::experiments::sweep::headline::render_all(
                 &crate::experiments::sweep::headline::from_sweep(&sink.doc)
             ),
             t.elapsed().as_secs_f64()
-        ))?;
-    }
+        )
+    })?;
     if was_interrupted {
         return Err(Error::Interrupted);
     }
